@@ -1,0 +1,136 @@
+"""Documents cut into sentence units with their character spans.
+
+Units are verbatim substrings of the document text. Splitting goes paragraph
+(line) first, then pysbd sentences, then over-long sentences are cut at clause
+punctuation or whitespace (never inside a word, so never inside a number or an
+identifier).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+_LINE = re.compile(r"[^\n]+")
+_CLAUSE_BREAK = re.compile(r"(?<=[;:,])\s+|\s+(?=\()")
+_WS = re.compile(r"\s+")
+# pysbd slows down sharply on very long lines; such lines are first cut into blocks
+# at likely sentence ends (punctuation, space, capital or digit), then segmented.
+_BLOCK_CHARS = 2000
+_LIKELY_END = re.compile(r"[.!?][\"')\]]*\s+(?=[A-Z0-9\"'(\[])")
+_local = threading.local()
+# A rough characters-per-token figure used only to cut over-long sentences into
+# pieces; budgets are always checked with the real tokenizer.
+_MAX_UNIT_CHARS = 600
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+
+
+def _segmenter():
+    seg = getattr(_local, "segmenter", None)
+    if seg is None:
+        import pysbd
+
+        seg = pysbd.Segmenter(language="en", clean=False)
+        _local.segmenter = seg
+    return seg
+
+
+def _sentences(line: str, offset: int) -> list[Span]:
+    spans: list[Span] = []
+    pos = 0
+    for piece in _segmenter().segment(line):
+        start = line.find(piece, pos)
+        if start < 0:  # pysbd altered the text; keep the line whole rather than guess
+            return [Span(offset, offset + len(line))]
+        pos = start + len(piece)
+        spans.append(Span(offset + start, offset + pos))
+    return spans
+
+
+def _cut_long(text: str, span: Span, max_chars: int) -> list[Span]:
+    if span.end - span.start <= max_chars:
+        return [span]
+    pieces: list[Span] = []
+    start = span.start
+    while span.end - start > max_chars:
+        window = text[start:start + max_chars]
+        cut = None
+        for m in _CLAUSE_BREAK.finditer(window):
+            if m.start() > max_chars // 3:
+                cut = m.end()
+        if cut is None:
+            ws = [m.end() for m in _WS.finditer(window) if m.start() > 0]
+            cut = ws[-1] if ws else None
+        if cut is None:  # one unbroken token longer than the window: keep it whole
+            nxt = _WS.search(text, start + max_chars, span.end)
+            cut = (nxt.end() - start) if nxt else span.end - start
+        pieces.append(Span(start, start + cut))
+        start += cut
+    if start < span.end:
+        pieces.append(Span(start, span.end))
+    return pieces
+
+
+def _trim(text: str, span: Span) -> Span | None:
+    piece = text[span.start:span.end]
+    stripped = piece.strip()
+    if not stripped:
+        return None
+    lead = len(piece) - len(piece.lstrip())
+    return Span(span.start + lead, span.start + lead + len(stripped))
+
+
+def _blocks(line: str) -> list[tuple[str, int]]:
+    if len(line) <= _BLOCK_CHARS:
+        return [(line, 0)]
+    blocks, start, last_end = [], 0, 0
+    for m in _LIKELY_END.finditer(line):
+        if m.end() - start > _BLOCK_CHARS and last_end > start:
+            blocks.append((line[start:last_end], start))
+            start = last_end
+        last_end = m.end()
+    blocks.append((line[start:], start))
+    return blocks
+
+
+@lru_cache(maxsize=50_000)
+def split(text: str, max_chars: int = _MAX_UNIT_CHARS) -> tuple[Span, ...]:
+    """Sentence spans of ``text``: stripped, in order, non-overlapping, non-empty."""
+    spans: list[Span] = []
+    for line in _LINE.finditer(text):
+        sentences = [sent for block, at in _blocks(line.group())
+                     for sent in _sentences(block, line.start() + at)]
+        for sent in sentences:
+            for piece in _cut_long(text, sent, max_chars):
+                trimmed = _trim(text, piece)
+                if trimmed is not None:
+                    spans.append(trimmed)
+    return tuple(spans)
+
+
+def join(text: str, spans: tuple[Span, ...], keep: list[int]) -> str:
+    """The kept spans of ``text`` (indices ascending), verbatim, joined.
+
+    Adjacent units keep the original whitespace between them; across a gap the
+    joint is a newline if the original had one before the next kept unit, else a space.
+    """
+    out: list[str] = []
+    prev = None
+    for i in keep:
+        span = spans[i]
+        if prev is not None:
+            if i == prev + 1:
+                out.append(text[spans[prev].end:span.start])
+            else:
+                before = text[spans[i - 1].end:span.start]
+                out.append("\n" if "\n" in before else " ")
+        out.append(text[span.start:span.end])
+        prev = i
+    return "".join(out)

@@ -1,0 +1,182 @@
+"""``ragpress``: serve, health, compress (one request from flags, or a JSONL batch)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from middleware.errors import InvalidArgument, RagpressError, Unavailable
+from middleware.offline import configure_offline
+
+# A batch longer than this shows a progress bar (on a terminal).
+PROGRESS_MIN_LINES = 20
+
+
+def _settings(args: argparse.Namespace, **overrides):
+    import os
+
+    from middleware.settings import Settings
+
+    return Settings.load(getattr(args, "config", None), os.environ, **overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from middleware.server import serve
+
+    settings = _settings(args, host=args.host, port=args.port)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    import grpc
+
+    from middleware.client import RagpressClient
+
+    with RagpressClient(args.server, timeout=args.timeout) as client:
+        try:
+            status = client.health(args.service)
+        except grpc.RpcError as exc:
+            print(f"UNREACHABLE: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 2
+    print(status)
+    return 0 if status == "SERVING" else 1
+
+
+def _compress_fn(args: argparse.Namespace) -> Callable:
+    """In-process engine, or the gRPC client when --server is given."""
+    if not args.server:
+        from middleware.library import Ragpress
+
+        settings = _settings(args)
+        return Ragpress(settings).pipeline.compress
+    import grpc
+
+    from middleware import convert
+    from middleware.client import RagpressClient
+
+    client = RagpressClient(args.server, timeout=args.timeout)
+
+    def remote(request):
+        try:
+            reply = client.stub.Compress(convert.compress_request_to_pb(request), timeout=client.timeout)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise InvalidArgument(exc.details()) from exc
+            raise Unavailable(f"{exc.code().name}: {exc.details()}") from exc
+        return convert.compress_result_from_pb(reply)
+
+    return remote
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from middleware import batch
+
+    defaults = batch.BatchDefaults(model=args.model, method=args.method,
+                                   target_tokens=args.target_tokens, keep_ratio=args.keep_ratio)
+    if args.input:
+        lines = _read_lines(args.input)
+    else:
+        if args.query is None:
+            raise InvalidArgument("give --input FILE.jsonl, or --query with --doc/--docs-json")
+        lines = [json.dumps(_single_line(args))]
+    compress = _compress_fn(args)
+    out = open(args.output, "w", encoding="utf-8") if args.output and args.output != "-" else sys.stdout
+    summary = batch.Summary()
+    records = batch.run(lines, defaults, compress)
+    if args.input:
+        from tqdm import tqdm
+
+        total = sum(1 for line in lines if line.strip())
+        records = tqdm(records, total=total, unit="q", file=sys.stderr, disable=None if total > PROGRESS_MIN_LINES else True)
+    try:
+        for record in records:
+            summary.add(record)
+            out.write(json.dumps(record, ensure_ascii=False, indent=None if args.input else 2) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if args.input:
+        print(summary.line(), file=sys.stderr)
+    elif summary.errors:
+        return 1
+    return 0 if summary.over_budget == 0 else 1
+
+
+def _read_lines(path: str) -> list[str]:
+    if path == "-":
+        return sys.stdin.read().splitlines()
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _single_line(args: argparse.Namespace) -> dict:
+    docs = [{"id": str(i), "text": text} for i, text in enumerate(args.doc or [])]
+    if args.docs_json:
+        try:
+            loaded = json.loads(Path(args.docs_json).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InvalidArgument(f"cannot read documents from {args.docs_json}: {exc}") from exc
+        if not isinstance(loaded, list):
+            raise InvalidArgument(f"{args.docs_json} must hold a JSON list of documents")
+        docs.extend(loaded)
+    return {"id": "cli", "query": args.query, "documents": docs}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ragpress", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gRPC service")
+    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 50051; 0 picks a free one)")
+    serve.add_argument("--config", default=None, help="TOML settings file")
+    serve.set_defaults(func=cmd_serve)
+
+    health = sub.add_parser("health", help="ask a running service for its health")
+    health.add_argument("--server", default="127.0.0.1:50051")
+    health.add_argument("--service", default="", help="service name ('' for the whole server)")
+    health.add_argument("--timeout", type=float, default=5.0)
+    health.set_defaults(func=cmd_health)
+
+    comp = sub.add_parser("compress", help="compress one request (flags) or a JSONL batch (--input)")
+    comp.add_argument("--input", help="batch JSONL file ('-' for stdin)")
+    comp.add_argument("--output", help="output JSONL file (default stdout)")
+    comp.add_argument("--query")
+    comp.add_argument("--doc", action="append", help="a document's text (repeatable)")
+    comp.add_argument("--docs-json", help="file with a JSON list of {id, title, text, metadata}")
+    comp.add_argument("--target-tokens", type=int, default=None)
+    comp.add_argument("--keep-ratio", type=float, default=None)
+    comp.add_argument("--model", default="gpt-4o")
+    comp.add_argument("--method", default="extractive")
+    comp.add_argument("--server", default=None, help="send to this gRPC address instead of running in-process")
+    comp.add_argument("--timeout", type=float, default=60.0)
+    comp.add_argument("--config", default=None, help="TOML settings file (in-process mode)")
+    comp.set_defaults(func=cmd_compress)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_offline()
+    try:
+        return args.func(args)
+    except RagpressError as exc:
+        print(f"ragpress: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

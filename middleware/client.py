@@ -1,0 +1,103 @@
+"""Small Python clients (sync and asyncio) for the ragpress gRPC service.
+
+They speak domain types; protobuf stays inside :mod:`middleware.convert`.
+gRPC errors surface as ``grpc.RpcError`` with the server's status and message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+import grpc
+
+from middleware import convert
+from middleware.interceptors import TENANT_KEY
+from middleware.library import as_budget, as_document
+from middleware.types import (
+    DEFAULT_METHOD, DEFAULT_MODEL, Budget, CompressRequest, CompressResult, ContextFormat, Document, Stage,
+)
+from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
+
+_MAX_MESSAGE = 64 * 1024 * 1024
+
+
+def _request(query: str, documents: Iterable[Document | Mapping[str, Any]], budget: Budget | int | float,
+             model: str, method: str | None, pipeline: Sequence[Stage] | None,
+             context_format: ContextFormat | None) -> CompressRequest:
+    return CompressRequest(
+        query=query,
+        documents=tuple(as_document(d, i) for i, d in enumerate(documents)),
+        budget=as_budget(budget),
+        model=model,
+        pipeline=tuple(pipeline) if pipeline else (Stage(method or DEFAULT_METHOD),),
+        context_format=context_format or ContextFormat(),
+    )
+
+
+class _Base:
+    def __init__(self, target: str, tenant: str | None, timeout: float | None) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.metadata = ((TENANT_KEY, tenant),) if tenant else ()
+        self.options = [("grpc.max_receive_message_length", _MAX_MESSAGE),
+                        ("grpc.max_send_message_length", _MAX_MESSAGE)]
+
+
+class RagpressClient(_Base):
+    """Blocking client. ``with RagpressClient("127.0.0.1:50051") as c: c.compress(...)``."""
+
+    def __init__(self, target: str, *, tenant: str | None = None, timeout: float | None = 30.0) -> None:
+        super().__init__(target, tenant, timeout)
+        self.channel = grpc.insecure_channel(target, options=self.options)
+        self.stub = pb_grpc.RagpressServiceStub(self.channel)
+
+    def compress(self, query: str, documents: Iterable[Document | Mapping[str, Any]],
+                 budget: Budget | int | float, *, model: str = DEFAULT_MODEL, method: str | None = None,
+                 pipeline: Sequence[Stage] | None = None,
+                 context_format: ContextFormat | None = None) -> CompressResult:
+        req = _request(query, documents, budget, model, method, pipeline, context_format)
+        reply = self.stub.Compress(convert.compress_request_to_pb(req), timeout=self.timeout, metadata=self.metadata)
+        return convert.compress_result_from_pb(reply)
+
+    def health(self, service: str = "") -> str:
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        reply = health_pb2_grpc.HealthStub(self.channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=self.timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> "RagpressClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncRagpressClient(_Base):
+    """asyncio client. ``async with AsyncRagpressClient(addr) as c: await c.compress(...)``."""
+
+    def __init__(self, target: str, *, tenant: str | None = None, timeout: float | None = 30.0) -> None:
+        super().__init__(target, tenant, timeout)
+        self.channel = grpc.aio.insecure_channel(target, options=self.options)
+        self.stub = pb_grpc.RagpressServiceStub(self.channel)
+
+    async def compress(self, query: str, documents: Iterable[Document | Mapping[str, Any]],
+                       budget: Budget | int | float, *, model: str = DEFAULT_MODEL, method: str | None = None,
+                       pipeline: Sequence[Stage] | None = None,
+                       context_format: ContextFormat | None = None) -> CompressResult:
+        req = _request(query, documents, budget, model, method, pipeline, context_format)
+        reply = await self.stub.Compress(convert.compress_request_to_pb(req), timeout=self.timeout,
+                                         metadata=self.metadata)
+        return convert.compress_result_from_pb(reply)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def __aenter__(self) -> "AsyncRagpressClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,154 @@
+"""The one boundary between wire types (protobuf) and domain types.
+
+Nothing past this module sees a protobuf object.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+from google.protobuf import json_format, struct_pb2
+
+from middleware.errors import InvalidArgument
+from middleware.settings import Settings
+from middleware.types import (
+    DEFAULT_SEPARATOR, Budget, CompressRequest, CompressResult, ContextFormat, Document, Stage,
+)
+from ragpress.v1 import ragpress_pb2 as pb
+
+_MAX_SAFE_INT = 2**53
+
+
+def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
+    """Struct -> dict; integral numbers come back as ints (Struct only has doubles)."""
+    return _restore_ints(json_format.MessageToDict(value))
+
+
+def _restore_ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) <= _MAX_SAFE_INT:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _restore_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore_ints(v) for v in value]
+    return value
+
+
+def dict_to_struct(value: Mapping[str, Any] | None, where: str = "metadata") -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    if value:
+        try:
+            out.update(_plain(value))
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(f"{where} must be JSON-like: {exc}") from exc
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def document_from_pb(msg: pb.Document, index: int) -> Document:
+    return Document(id=msg.id or str(index), text=msg.text, title=msg.title,
+                    metadata=struct_to_dict(msg.metadata))
+
+
+def document_to_pb(doc: Document) -> pb.Document:
+    return pb.Document(id=doc.id, title=doc.title, text=doc.text,
+                       metadata=dict_to_struct(doc.metadata, f"document {doc.id!r} metadata"))
+
+
+def budget_from_pb(msg: pb.Budget, has_budget: bool) -> Budget:
+    which = msg.WhichOneof("limit") if has_budget else None
+    if which is None:
+        raise InvalidArgument("budget is required: set budget.max_tokens or budget.keep_ratio")
+    if which == "max_tokens":
+        return Budget(max_tokens=msg.max_tokens)
+    return Budget(keep_ratio=msg.keep_ratio)
+
+
+def pipeline_from_pb(method: str, stages: list[pb.CompressionStage], settings: Settings) -> tuple[Stage, ...]:
+    if method and stages:
+        raise InvalidArgument("give either method or pipeline, not both")
+    if stages:
+        return tuple(Stage(s.method, struct_to_dict(s.options)) for s in stages)
+    return (Stage(method or settings.default_method),)
+
+
+def compress_request_from_pb(msg: pb.CompressRequest, settings: Settings) -> CompressRequest:
+    if msg.collection:
+        from middleware.errors import Unimplemented
+
+        raise Unimplemented("Compress with a collection needs the retrievers issue; pass documents instead")
+    fmt = ContextFormat(separator=msg.context_format.separator or DEFAULT_SEPARATOR,
+                        include_titles=not msg.context_format.omit_titles)
+    return CompressRequest(
+        query=msg.query,
+        documents=tuple(document_from_pb(d, i) for i, d in enumerate(msg.documents)),
+        budget=budget_from_pb(msg.budget, msg.HasField("budget")),
+        model=msg.model or settings.default_model,
+        pipeline=pipeline_from_pb(msg.method, list(msg.pipeline), settings),
+        context_format=fmt,
+    )
+
+
+def compress_result_to_pb(result: CompressResult) -> pb.CompressResponse:
+    return pb.CompressResponse(
+        documents=[document_to_pb(d) for d in result.documents],
+        dropped_ids=list(result.dropped_ids),
+        context=result.context,
+        original_tokens=result.original_tokens,
+        compressed_tokens=result.compressed_tokens,
+        stages=[pb.StageStats(method=s.method, input_tokens=s.input_tokens, output_tokens=s.output_tokens,
+                              latency_ms=s.latency_ms, details=dict_to_struct(s.details, "details"))
+                for s in result.stages],
+        model=result.model,
+        tokenizer=result.tokenizer,
+        tokenizer_fallback=result.tokenizer_fallback,
+        request_id=result.request_id,
+        budget_tokens=result.budget_tokens,
+    )
+
+
+def compress_result_from_pb(msg: pb.CompressResponse) -> CompressResult:
+    from middleware.types import StageStats
+
+    return CompressResult(
+        documents=tuple(document_from_pb(d, i) for i, d in enumerate(msg.documents)),
+        dropped_ids=tuple(msg.dropped_ids),
+        context=msg.context,
+        original_tokens=msg.original_tokens,
+        compressed_tokens=msg.compressed_tokens,
+        budget_tokens=msg.budget_tokens,
+        stages=tuple(StageStats(s.method, s.input_tokens, s.output_tokens, s.latency_ms,
+                                struct_to_dict(s.details)) for s in msg.stages),
+        model=msg.model,
+        tokenizer=msg.tokenizer,
+        tokenizer_fallback=msg.tokenizer_fallback,
+        request_id=msg.request_id,
+    )
+
+
+def compress_request_to_pb(req: CompressRequest) -> pb.CompressRequest:
+    msg = pb.CompressRequest(
+        query=req.query,
+        documents=[document_to_pb(d) for d in req.documents],
+        model=req.model,
+        pipeline=[pb.CompressionStage(method=s.method, options=dict_to_struct(s.options, "options"))
+                  for s in req.pipeline],
+        context_format=pb.ContextFormat(
+            separator=req.context_format.separator if req.context_format.separator != DEFAULT_SEPARATOR else "",
+            omit_titles=not req.context_format.include_titles),
+    )
+    if req.budget.max_tokens is not None:
+        msg.budget.max_tokens = req.budget.max_tokens
+    else:
+        msg.budget.keep_ratio = float(req.budget.keep_ratio)
+    return msg

@@ -1,0 +1,59 @@
+"""The one error hierarchy of ragpress.
+
+::
+
+    RagpressError                 base; never raised itself
+    ├── InvalidArgument           the caller's input is wrong      -> INVALID_ARGUMENT
+    │   └── UnknownName           an unknown method/model/...      -> INVALID_ARGUMENT
+    ├── NotFound                  a named thing does not exist     -> NOT_FOUND
+    ├── Unimplemented             an RPC or feature not built yet  -> UNIMPLEMENTED
+    ├── Unavailable               an upstream or model is down     -> UNAVAILABLE
+    ├── DeadlineExceeded          the caller's deadline ran out    -> DEADLINE_EXCEEDED
+    └── InternalError             a bug; logged with a request id  -> INTERNAL
+
+Lower libraries' errors are translated where they are caught
+(``raise InvalidArgument(...) from exc``); the mapping to gRPC status codes
+lives in :mod:`middleware.interceptors` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class RagpressError(Exception):
+    """Base of every error ragpress raises on purpose."""
+
+
+class InvalidArgument(RagpressError):
+    """The request is malformed; the message says which field and why."""
+
+
+class UnknownName(InvalidArgument):
+    """A name (method, model, option) that is not registered."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.known = sorted(known)
+        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(self.known) or '(none)'}")
+
+
+class NotFound(RagpressError):
+    """A named resource (a collection, say) does not exist."""
+
+
+class Unimplemented(RagpressError):
+    """Declared in the API but not built yet."""
+
+
+class Unavailable(RagpressError):
+    """An upstream model or service could not answer."""
+
+
+class DeadlineExceeded(RagpressError):
+    """The caller's deadline passed before the work finished."""
+
+
+class InternalError(RagpressError):
+    """A bug: something that should not happen did."""

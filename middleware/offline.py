@@ -1,0 +1,41 @@
+"""Environment that keeps litellm, transformers and tiktoken off the network.
+
+Called once at start-up (CLI, server, library entry points) *before* those
+libraries are imported; never at import time of this package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+_DEFAULTS = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    # Loading bars would interleave with the service's logs and the CLI's output.
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+}
+
+
+def litellm_tokenizer_dir() -> Path | None:
+    """Folder in which litellm ships tiktoken's BPE files (cl100k, o200k, p50k)."""
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "litellm_core_utils" / "tokenizers"
+    return path if path.is_dir() else None
+
+
+def configure_offline() -> None:
+    """Set the offline variables unless the user already chose a value."""
+    for key, value in _DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    if "TIKTOKEN_CACHE_DIR" not in os.environ:
+        folder = litellm_tokenizer_dir()
+        if folder is not None:
+            os.environ["TIKTOKEN_CACHE_DIR"] = str(folder)

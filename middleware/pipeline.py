@@ -1,0 +1,70 @@
+"""The request pipeline: run the stages, enforce the ceiling, assemble the context."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from compressors import context, registry
+from compressors.base import CompressionJob, StageOutput
+from middleware.errors import InternalError
+from middleware.models import ModelRegistry
+from middleware.types import CompressRequest, CompressResult, Document, StageStats
+
+
+class Pipeline:
+    """Compresses requests with the methods of the registry and the injected models."""
+
+    def __init__(self, models: ModelRegistry) -> None:
+        self.models = models
+
+    def compress(self, request: CompressRequest, request_id: str = "") -> CompressResult:
+        tok = self.models.tokenizers.get(request.model)
+        fmt = request.context_format
+        # Build every stage first: a bad method name or option fails before any work.
+        stages = [(s, registry.create(s.method, s.options, self.models)) for s in request.pipeline]
+        original = context.count(request.documents, fmt, tok)
+        ceiling = request.budget.ceiling(original)
+        docs = tuple(request.documents)
+        stats = []
+        for stage, compressor in stages:
+            before = context.count(docs, fmt, tok)
+            started = time.perf_counter()
+            out = compressor.compress(CompressionJob(request.query, docs, ceiling, tok, fmt))
+            elapsed = (time.perf_counter() - started) * 1000.0
+            _check_output(stage.method, docs, out)
+            docs = tuple(context.visible(out.documents))
+            after = context.count(docs, fmt, tok)
+            details = dict(out.details)
+            details["fewer_than_budget"] = after < ceiling and after < before
+            stats.append(StageStats(stage.method, before, after, elapsed, details))
+        text = context.assemble(docs, fmt)
+        final = tok.count(text)
+        if final > ceiling:
+            # Every registered method packs against the exact count, so this is a bug.
+            raise InternalError(f"method produced {final} tokens over a ceiling of {ceiling}")
+        kept = {d.id for d in docs}
+        return CompressResult(
+            documents=docs,
+            dropped_ids=tuple(d.id for d in request.documents if d.id not in kept),
+            context=text,
+            original_tokens=original,
+            compressed_tokens=final,
+            budget_tokens=ceiling,
+            stages=tuple(stats),
+            model=request.model,
+            tokenizer=tok.name,
+            tokenizer_fallback=tok.fallback,
+            request_id=request_id or uuid.uuid4().hex,
+        )
+
+
+def _check_output(method: str, inputs: tuple[Document, ...], out: StageOutput) -> None:
+    """Compressors may drop and shorten documents, never invent or reorder them."""
+    position = {d.id: i for i, d in enumerate(inputs)}
+    last = -1
+    for doc in out.documents:
+        i = position.get(doc.id)
+        if i is None or i <= last:
+            raise InternalError(f"method {method!r} returned unknown or reordered document {doc.id!r}")
+        last = i

@@ -1,0 +1,112 @@
+"""One settings object, read once at start-up and passed down.
+
+Sources, later ones winning: the defaults below, a TOML file (``--config`` or
+``RAGPRESS_CONFIG``; keys as the field names, optionally under ``[ragpress]``),
+then environment variables ``RAGPRESS_<FIELD>`` (upper case).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from middleware.errors import InvalidArgument
+
+ENV_PREFIX = "RAGPRESS_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    # Largest gRPC message accepted or sent, in bytes.
+    max_message_bytes: int = 64 * 1024 * 1024
+    # Threads that run CPU-heavy work off the event loop.
+    workers: int = 2
+    default_model: str = "gpt-4o"
+    default_method: str = "extractive"
+    # "error": an unknown model name is INVALID_ARGUMENT; "fallback": count with cl100k_base.
+    unknown_model: str = "error"
+    # Load and warm the models before reporting SERVING.
+    warm_up: bool = True
+    # Seconds in-flight calls get to finish after SIGTERM.
+    drain_seconds: float = 10.0
+    # Where persistent state (ledger, indexes, model caches) lives.
+    data_dir: str = ".ragpress"
+    # Folder of a sentence-transformers model; empty: all-MiniLM-L6-v2 from its package;
+    # "hashing": a model-free bag-of-words embedder (tests, minimal set-ups).
+    embedding_model: str = ""
+    log_level: str = "INFO"
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None,
+             **overrides: Any) -> "Settings":
+        env = dict(env or {})
+        values: dict[str, Any] = {}
+        path = path or env.get(ENV_PREFIX + "CONFIG")
+        if path:
+            values.update(_read_toml(Path(path)))
+        for f in fields(cls):
+            key = ENV_PREFIX + f.name.upper()
+            if key in env:
+                values[f.name] = env[key]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "Settings":
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise InvalidArgument(f"unknown setting(s) {unknown}; known: {sorted(known)}")
+        typed = {name: _coerce(name, known[name].type, value) for name, value in values.items()}
+        settings = cls(**typed)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise InvalidArgument(f"setting port must be in 0..65535, got {self.port}")
+        if self.workers < 1:
+            raise InvalidArgument(f"setting workers must be >= 1, got {self.workers}")
+        if self.max_message_bytes < 1024:
+            raise InvalidArgument("setting max_message_bytes must be >= 1024")
+        if self.unknown_model not in ("error", "fallback"):
+            raise InvalidArgument(f"setting unknown_model must be 'error' or 'fallback', got {self.unknown_model!r}")
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InvalidArgument(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidArgument(f"config file {path} is not valid TOML: {exc}") from exc
+    return dict(data.get("ragpress", data))
+
+
+def _coerce(name: str, annotation: Any, value: Any) -> Any:
+    kind = {"int": int, "float": float, "bool": bool, "str": str}[str(annotation)]
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if kind is bool:
+                if text.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if text.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(text)
+            return kind(text)
+        except ValueError as exc:
+            raise InvalidArgument(f"setting {name}: cannot read {value!r} as {kind.__name__}") from exc
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise InvalidArgument(f"setting {name}: expected {kind.__name__}, got {type(value).__name__}")

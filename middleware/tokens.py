@@ -1,0 +1,127 @@
+"""Token counting in the target model's own tokenizer.
+
+litellm decides which tokenizer a model uses (its offline model map and its
+OpenAI encoding rules); the counting itself is exact, on the whole string,
+because token counts of concatenated strings are not additive under BPE.
+
+Policy for models whose real tokenizer cannot be loaded offline:
+- a model that litellm knows (its price map) but whose tokenizer is not
+  available here is counted with ``cl100k_base`` and reported as a fallback;
+- a name nobody knows is an :class:`UnknownModel` error, unless the settings
+  say ``unknown_model = "fallback"`` (then ``cl100k_base``, reported as such).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Sequence
+
+from middleware.errors import InvalidArgument
+
+FALLBACK_ENCODING = "cl100k_base"
+_OPENAI_PROVIDERS = {"openai", "azure", "text-completion-openai", "azure_text"}
+
+
+class UnknownModel(InvalidArgument):
+    """No tokenizer is known for the model and fallback is off."""
+
+
+@dataclass(frozen=True)
+class ModelTokenizer:
+    """Counts, encodes and decodes text for one target model."""
+
+    model: str
+    name: str
+    fallback: bool
+    _encode: Callable[[str], Sequence[int]]
+    _decode: Callable[[Sequence[int]], str]
+
+    def __post_init__(self) -> None:
+        # Counting the same sentence again is common (pipelines, retries, repeated
+        # documents): a bounded per-tokenizer cache keeps it O(1).
+        object.__setattr__(self, "_cached_count", lru_cache(maxsize=200_000)(self._count_uncached))
+
+    def _count_uncached(self, text: str) -> int:
+        return len(self._encode(text))
+
+    def count(self, text: str) -> int:
+        return self._cached_count(text) if text else 0  # type: ignore[attr-defined]
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._encode(text))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._decode(ids)
+
+
+def _tiktoken(model: str, encoding_name: str, fallback: bool) -> ModelTokenizer:
+    import tiktoken
+
+    enc = tiktoken.get_encoding(encoding_name)
+    return ModelTokenizer(
+        model=model,
+        name=encoding_name,
+        fallback=fallback,
+        _encode=lambda text: enc.encode(text, disallowed_special=()),
+        _decode=enc.decode,
+    )
+
+
+def _split_provider(model: str) -> tuple[str, str | None]:
+    """``openai/gpt-4o`` -> (``gpt-4o``, ``openai``); litellm knows the providers."""
+    import litellm
+
+    try:
+        name, provider, _, _ = litellm.get_llm_provider(model)
+        return name, provider
+    except Exception:  # litellm raises its own BadRequestError for unknown providers
+        return model, None
+
+
+def resolve_tokenizer(model: str, unknown_model: str = "error") -> ModelTokenizer:
+    """The tokenizer for ``model``; see the module docstring for the policy."""
+    import litellm
+    from litellm.litellm_core_utils.token_counter import openai_tokenizer_encoding_name
+    import tiktoken
+
+    name, provider = _split_provider(model)
+    known_to_tiktoken = True
+    try:
+        tiktoken.encoding_name_for_model(name)
+    except KeyError:
+        known_to_tiktoken = False
+    if known_to_tiktoken or "gpt-4o" in name or (provider in _OPENAI_PROVIDERS and name in litellm.model_cost):
+        return _tiktoken(model, openai_tokenizer_encoding_name(name), fallback=False)
+    if model in litellm.model_cost or name in litellm.model_cost:
+        return _tiktoken(model, FALLBACK_ENCODING, fallback=True)
+    if unknown_model == "fallback":
+        return _tiktoken(model, FALLBACK_ENCODING, fallback=True)
+    raise UnknownModel(
+        f"unknown model {model!r}: no tokenizer is known for it; use a litellm model name "
+        f"(e.g. 'gpt-4o', 'gpt-4o-mini', 'gpt-3.5-turbo') or start the service with "
+        f"unknown_model = \"fallback\" to count with {FALLBACK_ENCODING}"
+    )
+
+
+class TokenizerRegistry:
+    """Resolves and caches one :class:`ModelTokenizer` per model name (thread-safe)."""
+
+    def __init__(self, unknown_model: str = "error") -> None:
+        if unknown_model not in ("error", "fallback"):
+            raise InvalidArgument(f"unknown_model must be 'error' or 'fallback', got {unknown_model!r}")
+        self._unknown_model = unknown_model
+        self._cache: dict[str, ModelTokenizer] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model: str) -> ModelTokenizer:
+        tok = self._cache.get(model)
+        if tok is not None:
+            return tok
+        with self._lock:
+            tok = self._cache.get(model)
+            if tok is None:
+                tok = resolve_tokenizer(model, self._unknown_model)
+                self._cache[model] = tok
+        return tok

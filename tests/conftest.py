@@ -1,0 +1,47 @@
+"""Shared fixtures. Fast tests use the model-free hashing embedder; tests marked
+``slow`` load the real all-MiniLM-L6-v2 once per session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from middleware.offline import configure_offline
+
+configure_offline()
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def fast_engine():
+    from middleware.library import Ragpress
+    from middleware.settings import Settings
+
+    return Ragpress(Settings(embedding_model="hashing"))
+
+
+@pytest.fixture(scope="session")
+def real_engine():
+    from middleware.library import Ragpress
+    from middleware.settings import Settings
+
+    engine = Ragpress(Settings())
+    engine.models.warm_up()
+    return engine
+
+
+@pytest.fixture(scope="session")
+def python_exe() -> str:
+    return sys.executable
+
+
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("RAGPRESS_CONFIG", None)
+    return env
