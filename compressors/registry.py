@@ -44,6 +44,11 @@ def register(name: str, summary: str) -> Callable[[Factory], Factory]:
     return decorate
 
 
+def unregister(name: str) -> None:
+    """Remove a method (plugins and tests that register their own)."""
+    _METHODS.pop(name, None)
+
+
 def _load_builtins() -> None:
     global _loaded
     if not _loaded:
