@@ -146,6 +146,21 @@ class ModelRegistry:
                     self._embedder = load_embedder(self.settings.embedding_model)
         return self._embedder
 
+    def static_embedder(self) -> Embedder:
+        """The static MiniLM token table (fast sentence vectors; built once, cached on disk)."""
+        if getattr(self, "_static", None) is None:
+            with self._lock:
+                if getattr(self, "_static", None) is None:
+                    from pathlib import Path
+
+                    from compressors.static_embedding import StaticEmbedder
+
+                    model_dir = self.settings.embedding_model
+                    if model_dir in ("", "hashing"):
+                        model_dir = default_embedding_path()
+                    self._static = StaticEmbedder(model_dir, Path(self.settings.data_dir) / "models")
+        return self._static
+
     def warm_up(self) -> None:
         """Load everything a default request needs and run it once."""
         self.embedder().embed(["warm-up sentence for the embedding model"])
