@@ -8,7 +8,10 @@ lookup: about a thousand times cheaper than a transformer pass, at some loss of
 quality (the benchmark reports both).
 
 The table (30,522 x 384, float16, about 23 MB) is built on first use in about
-half a minute and cached under the data folder; it is never committed.
+half a minute (``deploy/setup.sh`` does it) and cached in the settings' cache
+folder; it is never committed.
+
+    python -m compressors.static_embedding [CACHE_DIR]   # build it now
 """
 
 from __future__ import annotations
@@ -93,3 +96,16 @@ class StaticEmbedder:
             if norm > 0:
                 out[row] = vec / norm
         return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    from middleware.models import default_embedding_path
+    from middleware.offline import configure_offline
+    from middleware.settings import Settings
+
+    configure_offline()
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Settings().resolved_cache_dir()
+    StaticEmbedder(default_embedding_path(), target)
+    print(f"static MiniLM table ready in {target}")

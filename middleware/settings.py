@@ -39,7 +39,14 @@ class Settings:
     # Folder of a sentence-transformers model; empty: all-MiniLM-L6-v2 from its package;
     # "hashing": a model-free bag-of-words embedder (tests, minimal set-ups).
     embedding_model: str = ""
+    # Where derived model files (the static MiniLM table) are cached; empty: <venv>/share/ragpress.
+    cache_dir: str = ""
     log_level: str = "INFO"
+
+    def resolved_cache_dir(self) -> Path:
+        import sys
+
+        return Path(self.cache_dir) if self.cache_dir else Path(sys.prefix) / "share" / "ragpress"
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None,
