@@ -35,8 +35,7 @@ from metrics import answer_kept, supporting_recall  # noqa: E402
 
 def load(path: Path, limit: int | None):
     rows = [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
-    pairs = [convert(r, None) for r in rows[:limit] if True] if limit else [convert(r, None) for r in rows]
-    return pairs
+    return [convert(r, None) for r in (rows[:limit] if limit else rows)]
 
 
 def pct(values, q):
@@ -71,6 +70,7 @@ def summarise(rows):
 def run_method(engine, method, budget, pairs):
     from middleware.errors import RagpressError
 
+    engine.models.clear_caches()  # every run sees its texts for the first time
     rows = []
     for line, gold in pairs:
         req = engine.request(line["query"], line["documents"], budget, method=method)
@@ -102,6 +102,7 @@ def run_grpc(engine, method, budget, pairs):
         async with AsyncRagpressClient(f"127.0.0.1:{running.port}") as client:
             for line, _ in pairs[:3]:
                 await client.compress(line["query"], line["documents"], budget, method=method)
+            engine.models.clear_caches()
             for line, _ in pairs:
                 started = time.perf_counter()
                 await client.compress(line["query"], line["documents"], budget, method=method)

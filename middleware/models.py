@@ -43,6 +43,10 @@ class _LRU:
                 self._data.move_to_end(key)
             return value
 
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
     def put(self, key: str, value: object) -> None:
         with self._lock:
             self._data[key] = value
@@ -74,6 +78,9 @@ class CachedEmbedder:
         if not vectors:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack(vectors).astype(np.float32, copy=False)
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
 
     @property
     def dim(self) -> int:
@@ -158,6 +165,16 @@ class ModelRegistry:
                         model_dir = default_embedding_path()
                     self._static = StaticEmbedder(model_dir, self.settings.resolved_cache_dir())
         return self._static
+
+    def clear_caches(self) -> None:
+        """Forget per-text caches (sentence splits, token counts, vectors): for cold-text benchmarks."""
+        from compressors import units
+
+        units.split.cache_clear()
+        self.tokenizers.clear_caches()
+        for embedder in (self._embedder, getattr(self, "_static", None)):
+            if hasattr(embedder, "clear_cache"):
+                embedder.clear_cache()
 
     def warm_up(self) -> None:
         """Load everything a default request needs and run it once."""
