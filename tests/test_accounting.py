@@ -47,18 +47,18 @@ def test_prices_come_from_litellms_map_including_cached_reads():
     assert cost("no-such-model-xyz", 10, 5) == type(c)(0.0, 0.0, priced=False)
 
 
-def test_sqlite_ledger_aggregates_by_every_key_and_survives_reopening(tmp_path):
-    settings = Settings(data_dir=str(tmp_path))
-    ledger = open_ledger(settings)
+def check_ledger_contract(open_fn) -> None:
+    """The contract every ledger backend meets; ``open_fn()`` opens the same (empty) store anew."""
+    ledger = open_fn()
     ledger.write([_rec(), _rec(tenant="beta", original=200, compressed=50, latency_ms=4.0),
                   _rec(method="lexical", ts=T0 + DAY, latency_ms=2.0), _rec(model="gpt-4o-mini", ts=T0 + 2 * DAY),
                   _rec(rpc="Generate", completion_tokens=7, cached_tokens=20, ts=T0 + 3)])
     ledger.close()
-    assert (tmp_path / "ledger.sqlite3").exists()
-    ledger = open_ledger(settings)  # a new process would see the same rows
+    ledger = open_fn()  # a new process would see the same rows
     (total,) = ledger.query(UsageQuery())
     assert total.requests == 5 and total.original_tokens == 600 and total.compressed_tokens == 210
     assert total.completion_tokens == 7 and total.cached_tokens == 20 and total.group == {}
+    assert total.latency_ms == pytest.approx(6.0 / 5)
     by_tenant = {r.group["tenant"]: r for r in ledger.query(UsageQuery(group_by=("tenant",)))}
     assert by_tenant["beta"].saved_tokens == 150 and by_tenant["acme"].requests == 4
     assert by_tenant["beta"].saved_usd == pytest.approx(cost("gpt-4o", 200, 50).saved_usd)
@@ -75,6 +75,15 @@ def test_sqlite_ledger_aggregates_by_every_key_and_survives_reopening(tmp_path):
     assert [b.bucket for b in buckets] == [T0 // 3600 * 3600, (T0 + DAY) // 3600 * 3600,
                                            (T0 + 2 * DAY) // 3600 * 3600]
     ledger.close()
+
+
+def test_sqlite_ledger_meets_the_contract_and_uses_wal(tmp_path):
+    settings = Settings(data_dir=str(tmp_path))
+    check_ledger_contract(lambda: open_ledger(settings))
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "ledger.sqlite3") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
