@@ -140,7 +140,14 @@ def _usage_fetch(args: argparse.Namespace) -> Callable:
     if not args.server:
         from middleware.accounting import open_ledger
 
+        from middleware.accounting.sqlite import sqlite_path
+
         settings = _settings(args, ledger_url=args.ledger_url)
+        if not settings.ledger_url or settings.ledger_url.startswith("sqlite:"):
+            path = sqlite_path(settings.ledger_url, settings)
+            if not path.exists():
+                raise InvalidArgument(f"no usage ledger at {path}; has the service run with this data_dir? "
+                                      f"(or give --ledger-url / --server)")
         ledger = open_ledger(settings)
         return ledger.query
     import grpc

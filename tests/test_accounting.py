@@ -298,3 +298,22 @@ async def test_usage_cli_reads_the_server_and_the_local_ledger(acct_server, tmp_
     assert code == 0 and total["requests"] >= 6 and total["saved_usd"] > 0
     assert await asyncio.to_thread(main, ["usage", "--ledger-url", url, "--since", "yesterday-ish"]) == 2
     assert "cannot read time 'yesterday-ish'" in capsys.readouterr().err
+    assert await asyncio.to_thread(main, ["usage", "--ledger-url", f"sqlite://{tmp_path}/none.db"]) == 2
+    assert "no usage ledger at" in capsys.readouterr().err and not (tmp_path / "none.db").exists()
+
+
+def test_records_the_ledger_refuses_at_shutdown_are_spilled_and_recovered(tmp_path, caplog):
+    settings = Settings(data_dir=str(tmp_path), ledger_flush_seconds=0.05)
+    down = _Flaky(failures=10**9)  # a database that stays down
+    rec = Recorder(settings, ledger=down)
+    for n in range(25):
+        rec.record_usage("Compress", model="gpt-4o", method="extractive", original_tokens=10, compressed_tokens=4,
+                         tenant="t", request_id=f"s{n}")
+    rec.close()
+    (spill,) = tmp_path.glob("ledger-unwritten-*.jsonl")
+    assert len(spill.read_text().splitlines()) == 25 and down.rows == []
+    up = _Flaky(failures=0)
+    Recorder(settings, ledger=up).close()  # the next start writes them
+    assert sorted(r.request_id for r in up.rows) == sorted(f"s{n}" for n in range(25))
+    assert up.rows[0].cost_before_usd == pytest.approx(cost("gpt-4o", 10, 4).before_usd)
+    assert list(tmp_path.glob("ledger-unwritten-*")) == []

@@ -10,13 +10,14 @@ counters move when it is written (a flush interval later).
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Sequence
 
 from middleware.accounting import prices
 from middleware.accounting.ledger import Ledger, open_ledger
 from middleware.accounting.metrics import Metrics
 from middleware.accounting.records import RPCS, UsageQuery, UsageRecord, UsageRow
-from middleware.accounting.writer import BatchWriter
+from middleware.accounting.writer import BatchWriter, recover
 from middleware.errors import InvalidArgument
 from middleware.interceptors import CALL, DEFAULT_TENANT
 from middleware.settings import Settings
@@ -30,8 +31,12 @@ class Recorder:
         self.settings = settings
         self.ledger = ledger if ledger is not None else open_ledger(settings)
         self.metrics = metrics or Metrics(settings.metrics_max_label_values)
+        spill = Path(settings.data_dir)
+        if spill.is_dir():
+            recover(self.ledger, spill)
         self.writer = BatchWriter(self.ledger, flush_seconds=settings.ledger_flush_seconds,
-                                  batch_size=settings.ledger_batch_size, on_written=self._written)
+                                  batch_size=settings.ledger_batch_size, on_written=self._written,
+                                  spill_dir=spill)
         self.metrics.ledger_pending.set_function(lambda: self.writer.pending)
 
     # --- recording -----------------------------------------------------------------------------

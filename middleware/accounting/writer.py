@@ -7,14 +7,21 @@ every ``flush_seconds`` or as soon as ``batch_size`` records wait. ``close``
 writes everything still waiting before it returns: that is the SIGTERM path.
 
 Invariant: a record leaves the pending list only after the batch holding it was
-committed; a failed write keeps it pending and is retried with back-off.
+committed; a failed write keeps it pending and is retried with back-off. When
+the ledger still refuses writes at shutdown (a database that is down), the
+pending records go to a JSON-lines spill file instead, which the next start
+writes to the ledger (:func:`recover`): a SIGTERM never drops a record.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
+from dataclasses import asdict
+from pathlib import Path
 from typing import Callable, Sequence
 
 from middleware.accounting.ledger import Ledger
@@ -23,14 +30,19 @@ from middleware.accounting.records import UsageRecord
 log = logging.getLogger("ragpress.accounting")
 
 Pending = Callable[[], UsageRecord]  # a record, priced when called (on the writer thread)
+SPILL_GLOB = "ledger-unwritten-*.jsonl"
+# Attempts at shutdown before the pending records are spilled to a file.
+CLOSE_ATTEMPTS = 3
 
 
 class BatchWriter:
     """Owns the writer thread of one ledger."""
 
     def __init__(self, ledger: Ledger, *, flush_seconds: float = 0.5, batch_size: int = 500,
-                 on_written: Callable[[Sequence[UsageRecord]], None] | None = None) -> None:
+                 on_written: Callable[[Sequence[UsageRecord]], None] | None = None,
+                 spill_dir: Path | None = None) -> None:
         self.ledger = ledger
+        self.spill_dir = spill_dir
         self.flush_seconds = flush_seconds
         self.batch_size = batch_size
         self.on_written = on_written
@@ -71,10 +83,25 @@ class BatchWriter:
             self._closing = True
             self._cond.notify()
         self._thread.join(timeout)
-        left = self.pending
+        with self._cond:
+            left, self._pending = self._pending, []
         if left:
-            log.error("ledger: %d usage record(s) could not be written before shutdown", left)
+            self._spill(left)
         self.ledger.close()
+
+    def _spill(self, left: list[Pending]) -> None:
+        if self.spill_dir is None:
+            log.error("ledger: %d usage record(s) could not be written before shutdown and are lost", len(left))
+            return
+        path = Path(self.spill_dir) / f"ledger-unwritten-{time.time_ns()}-{os.getpid()}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as out:
+            for make in left:
+                out.write(json.dumps(asdict(make())) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        log.error("ledger: %d usage record(s) could not be written before shutdown; kept in %s "
+                  "(written to the ledger at the next start)", len(left), path)
 
     def _run(self) -> None:
         while True:
@@ -90,6 +117,8 @@ class BatchWriter:
                 self._write(batch, closing)
             elif closing:
                 return
+            if closing and self.failures >= CLOSE_ATTEMPTS:
+                return  # close() spills what is left
 
     def _write(self, batch: list[Pending], closing: bool) -> None:
         records = []
@@ -105,9 +134,6 @@ class BatchWriter:
             log.exception("ledger: writing %d usage record(s) failed (attempt %d); retrying",
                           len(batch), self.failures)
             time.sleep(min(5.0, 0.1 * 2 ** min(self.failures, 6)))
-            if closing and self.failures > 20:
-                with self._cond:
-                    self._pending.clear()
             return
         with self._cond:
             del self._pending[:len(batch)]
@@ -119,3 +145,30 @@ class BatchWriter:
                 self.on_written(records)
             except Exception:  # noqa: BLE001 - metrics must not stop the ledger
                 log.exception("ledger: post-write hook failed")
+
+
+def recover(ledger: Ledger, spill_dir: Path) -> int:
+    """Write the records of earlier spill files to ``ledger``; returns how many.
+
+    A file is claimed by renaming it first, so replicas sharing a folder never
+    import it twice; on failure it is renamed back for the next start.
+    """
+    count = 0
+    for path in sorted(Path(spill_dir).glob(SPILL_GLOB)):
+        claimed = path.with_suffix(".importing")
+        try:
+            path.rename(claimed)
+        except OSError:
+            continue  # another process claimed it
+        try:
+            lines = claimed.read_text(encoding="utf-8").splitlines()
+            records = [UsageRecord(**json.loads(line)) for line in lines if line.strip()]
+            ledger.write(records)
+        except Exception:  # noqa: BLE001 - keep the file for the next start
+            log.exception("ledger: could not recover %s; keeping it", path)
+            claimed.rename(path)
+            continue
+        claimed.unlink()
+        count += len(records)
+        log.info("ledger: recovered %d usage record(s) from %s", len(records), path.name)
+    return count
