@@ -10,6 +10,8 @@ import urllib.request
 import grpc
 import pytest
 
+from compressors.base import Compressor
+from compressors.registry import register, unregister
 from middleware.accounting import Recorder, UsageQuery, UsageRecord, cost, open_ledger
 from middleware.accounting.ledger import Ledger, NullLedger
 from middleware.accounting.metrics import OTHER, Metrics
@@ -135,6 +137,11 @@ def test_writer_batches_retries_and_writes_everything_on_close(caplog):
     assert any("retrying" in r.getMessage() for r in caplog.records)
 
 
+class _Crash(Compressor):
+    def compress(self, job):
+        raise ZeroDivisionError("deliberate bug")
+
+
 def test_label_values_are_capped():
     metrics = Metrics(max_label_values=2)
     assert [metrics.tenant(t) for t in ("a", "b", "c", "a")] == ["a", "b", OTHER, "a"]
@@ -249,6 +256,17 @@ async def test_metrics_endpoint_exports_savings_latency_and_errors(acct_server):
         bad.budget.keep_ratio = 2.0
         with pytest.raises(grpc.aio.AioRpcError):
             await stub.Compress(bad)
+        with pytest.raises(grpc.aio.AioRpcError) as empty:  # UNIMPLEMENTED today, INVALID_ARGUMENT once built
+            await stub.Generate(pb.GenerateRequest())
+        crash = _compress_request()
+        crash.pipeline.add(method="acct-crash")
+        register("acct-crash", "test only: raises a bug")(lambda o, m: _Crash())
+        try:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.Compress(crash)
+        finally:
+            unregister("acct-crash")
+        assert info.value.code() == grpc.StatusCode.INTERNAL
     await asyncio.to_thread(acct_server.recorder.flush, 60)
     status, ctype, text = await _get(f"http://127.0.0.1:{acct_server.metrics_port}/metrics")
     assert status == 200 and ctype.startswith("text/plain")
@@ -261,6 +279,9 @@ async def test_metrics_endpoint_exports_savings_latency_and_errors(acct_server):
     assert samples[("ragpress_dollars_saved_total", labels)] == pytest.approx(
         cost("gpt-4o", reply.original_tokens, reply.compressed_tokens).saved_usd)
     assert samples[("ragpress_rpc_errors_total", (("code", "INVALID_ARGUMENT"), ("rpc", "Compress")))] >= 1
+    assert samples[("ragpress_rpc_errors_total", (("code", empty.value.code().name), ("rpc", "Generate")))] == 1
+    assert samples[("ragpress_rpc_errors_total", (("code", "INTERNAL"), ("rpc", "Compress")))] == 1
+    assert samples[("ragpress_rpc_requests_total", (("code", "OK"), ("rpc", "Compress")))] >= 1
     assert samples[("ragpress_request_latency_seconds_count", (("method", "extractive"), ("rpc", "Compress")))] >= 1
     assert samples[("ragpress_stage_tokens_total", (("direction", "in"), ("method", "extractive")))] > 0
     assert not any("request_id" in dict(key) for _, key in samples)

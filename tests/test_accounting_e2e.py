@@ -45,7 +45,7 @@ from middleware.server import start
 from middleware.settings import Settings
 from ragpress.v1 import ragpress_pb2 as pb
 from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
-from test_accounting import _rec, check_ledger_contract
+from test_accounting import check_ledger_contract
 from test_grafana import DASHBOARD, _expressions
 
 pytestmark = pytest.mark.slow
