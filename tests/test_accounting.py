@@ -157,6 +157,9 @@ def test_recorder_counts_tokens_and_dollars(tmp_path):
                      tenant="t2")
     with pytest.raises(InvalidArgument):
         rec.record_usage("Nope", model="gpt-4o", method="x", original_tokens=1, compressed_tokens=1)
+    with pytest.raises(InvalidArgument, match="completion_tokens must be an integer >= 0"):
+        rec.record_usage("Generate", model="gpt-4o", method="x", original_tokens=1, compressed_tokens=1,
+                         completion_tokens=-3)
     assert rec.flush(60)
     value = rec.metrics.registry.get_sample_value
     assert value("ragpress_tokens_saved_total", {"rpc": "Generate", "tenant": "t1", "model": "gpt-4o",
@@ -300,6 +303,7 @@ async def test_dashboard_and_json_api_read_the_ledger(acct_server):
     assert (await _get(f"{base}/api/usage?group_by=colour"))[0] == 400
     assert (await _get(f"{base}/api/usage?start=x"))[0] == 400
     assert (await _get(f"{base}/nope"))[0] == 404
+    assert (await _get(f"{base}/dashboard?hours=inf"))[0] == 400
 
 
 async def test_usage_cli_reads_the_server_and_the_local_ledger(acct_server, tmp_path, capsys):

@@ -20,6 +20,7 @@ from middleware.errors import InvalidArgument
 
 log = logging.getLogger("ragpress.http")
 
+MAX_HOURS = 24 * 366
 Route = Callable[[Recorder, dict[str, list[str]]], tuple[int, str, bytes]]
 ROUTES: dict[str, Route] = {}
 
@@ -52,6 +53,8 @@ def _number(params: dict[str, list[str]], name: str, default: float) -> float:
 @route("/dashboard")
 def _dashboard(rec: Recorder, params: dict[str, list[str]]) -> tuple[int, str, bytes]:
     hours = _number(params, "hours", 24.0) or 24.0
+    if hours > MAX_HOURS:
+        raise InvalidArgument(f"query parameter hours must be <= {MAX_HOURS}")
     return 200, "text/html; charset=utf-8", dashboard.render(rec.query, hours).encode()
 
 

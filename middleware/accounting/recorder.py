@@ -65,6 +65,13 @@ class Recorder:
         """
         if rpc not in RPCS:
             raise InvalidArgument(f"usage record: rpc must be one of {list(RPCS)}, got {rpc!r}")
+        counts = {"original_tokens": original_tokens, "compressed_tokens": compressed_tokens,
+                  "completion_tokens": completion_tokens, "cached_tokens": cached_tokens,
+                  "cache_query_tokens": cache_query_tokens}
+        for name, value in counts.items():
+            # Checked here, not on the writer thread, so the caller sees its mistake.
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidArgument(f"usage record: {name} must be an integer >= 0, got {value!r}")
         call = CALL.get(None)
         tenant = tenant or (call.tenant if call else DEFAULT_TENANT)
         request_id = request_id or (call.request_id if call else "")
