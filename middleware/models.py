@@ -146,7 +146,26 @@ class ModelRegistry:
                     self._embedder = load_embedder(self.settings.embedding_model)
         return self._embedder
 
+    def static_embedder(self) -> Embedder:
+        """The static MiniLM token table (fast sentence vectors; built once, cached on disk)."""
+        if getattr(self, "_static", None) is None:
+            with self._lock:
+                if getattr(self, "_static", None) is None:
+                    from compressors.static_embedding import StaticEmbedder
+
+                    model_dir = self.settings.embedding_model
+                    if model_dir in ("", "hashing"):
+                        model_dir = default_embedding_path()
+                    self._static = StaticEmbedder(model_dir, self.settings.resolved_cache_dir())
+        return self._static
+
     def warm_up(self) -> None:
         """Load everything a default request needs and run it once."""
-        self.embedder().embed(["warm-up sentence for the embedding model"])
-        self.tokenizers.get(self.settings.default_model).count("warm-up")
+        from compressors import registry
+        from compressors.base import CompressionJob
+        from middleware.types import Document
+
+        tok = self.tokenizers.get(self.settings.default_model)
+        docs = (Document(id="w", title="Warm-up", text="A first sentence. A second sentence with 42 in it."),)
+        method = registry.create(self.settings.default_method, {}, self)
+        method.compress(CompressionJob("warm-up question?", docs, 64, tok))

@@ -39,6 +39,8 @@ class Settings:
     # Folder of a sentence-transformers model; empty: all-MiniLM-L6-v2 from its package;
     # "hashing": a model-free bag-of-words embedder (tests, minimal set-ups).
     embedding_model: str = ""
+    # Where derived model files (the static MiniLM table) are cached; empty: <venv>/share/ragpress.
+    cache_dir: str = ""
     log_level: str = "INFO"
     # Usage ledger: "" = SQLite in data_dir; "sqlite:///path.db"; "postgresql://..."; "none".
     ledger_url: str = ""
@@ -51,6 +53,11 @@ class Settings:
     metrics_max_label_values: int = 50
     # Price of the compressor's compute time, for the net saving (about one small cloud VM).
     compute_usd_per_hour: float = 0.10
+
+    def resolved_cache_dir(self) -> Path:
+        import sys
+
+        return Path(self.cache_dir) if self.cache_dir else Path(sys.prefix) / "share" / "ragpress"
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None,
