@@ -111,14 +111,24 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 def cmd_usage(args: argparse.Namespace) -> int:
     """Usage from the ledger (local, by settings) or from a server (GetUsage)."""
+    from middleware.accounting import report
+
+    start, end = report.parse_when(args.since), report.parse_when(args.until)
+    keys = tuple(k for k in args.group_by.split(",") if k)
+    fetch, close = _usage_fetch(args)
+    try:
+        return _usage_report(args, fetch, start, end, keys)
+    finally:
+        close()
+
+
+def _usage_report(args: argparse.Namespace, fetch: Callable, start: float | None, end: float | None,
+                  keys: tuple[str, ...]) -> int:
     from dataclasses import asdict
 
     from middleware.accounting import report
     from middleware.accounting.records import UsageQuery
 
-    start, end = report.parse_when(args.since), report.parse_when(args.until)
-    keys = tuple(k for k in args.group_by.split(",") if k)
-    fetch = _usage_fetch(args)
     rows = fetch(UsageQuery(start=start or 0.0, end=end if end is not None else float("inf"), group_by=keys))
     if args.json:
         print(json.dumps([dict(asdict(r), saved_usd=r.saved_usd, net_saved_usd=r.net_saved_usd) for r in rows],
@@ -136,7 +146,8 @@ def cmd_usage(args: argparse.Namespace) -> int:
     return 0
 
 
-def _usage_fetch(args: argparse.Namespace) -> Callable:
+def _usage_fetch(args: argparse.Namespace) -> tuple[Callable, Callable[[], None]]:
+    """(fetch rows for a UsageQuery, release the ledger or channel)."""
     if not args.server:
         from middleware.accounting import open_ledger
 
@@ -149,7 +160,7 @@ def _usage_fetch(args: argparse.Namespace) -> Callable:
                 raise InvalidArgument(f"no usage ledger at {path}; has the service run with this data_dir? "
                                       f"(or give --ledger-url / --server)")
         ledger = open_ledger(settings)
-        return ledger.query
+        return ledger.query, ledger.close
     import grpc
 
     from middleware import convert
@@ -166,7 +177,7 @@ def _usage_fetch(args: argparse.Namespace) -> Callable:
                 raise InvalidArgument(exc.details()) from exc
             raise Unavailable(f"{exc.code().name}: {exc.details()}") from exc
 
-    return remote
+    return remote, client.close
 
 
 def _read_lines(path: str) -> list[str]:

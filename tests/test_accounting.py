@@ -104,7 +104,9 @@ def test_unknown_ledger_scheme_lists_the_known_ones(tmp_path):
         open_ledger(Settings(data_dir=str(tmp_path)), "mongodb://x")
     assert "'postgresql'" in str(info.value) and "'sqlite'" in str(info.value)
     assert isinstance(open_ledger(Settings(), "none"), NullLedger)
-    assert open_ledger(Settings(), f"sqlite://{tmp_path}/other.db").path == tmp_path / "other.db"
+    other = open_ledger(Settings(), f"sqlite://{tmp_path}/other.db")
+    assert other.path == tmp_path / "other.db"
+    other.close()
 
 
 class _Flaky(Ledger):
@@ -209,7 +211,8 @@ async def _get(url: str) -> tuple[int, str, str]:
             with urllib.request.urlopen(url, timeout=10) as resp:
                 return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode()
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode()
+            with exc:
+                return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode()
 
     return await asyncio.to_thread(fetch)
 
