@@ -11,7 +11,7 @@ import grpc
 
 from middleware import convert
 from middleware.errors import DeadlineExceeded, Unimplemented
-from middleware.interceptors import CALL
+from middleware.interceptors import CALL, METHOD_LABEL
 from middleware.pipeline import Pipeline
 from middleware.settings import Settings
 from ragpress.v1 import ragpress_pb2 as pb
@@ -22,10 +22,13 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RagpressService"].full_name
 
 
 class RagpressServicer(pb_grpc.RagpressServiceServicer):
-    def __init__(self, settings: Settings, pipeline: Pipeline, executor: Executor) -> None:
+    def __init__(self, settings: Settings, pipeline: Pipeline, executor: Executor, recorder=None) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.executor = executor
+        # middleware.accounting.Recorder, or None (no ledger, no metrics). Token-spending
+        # handlers call self.recorder.record_usage(...) once per call; see docs/accounting.md.
+        self.recorder = recorder
 
     async def _offload(self, context: grpc.aio.ServicerContext, fn: Callable[[], T]) -> T:
         """Run CPU-heavy work in the executor, within the caller's deadline."""
@@ -38,8 +41,11 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
 
     async def Compress(self, request: pb.CompressRequest, context: grpc.aio.ServicerContext) -> pb.CompressResponse:
         domain = convert.compress_request_from_pb(request, self.settings)
+        METHOD_LABEL.set("+".join(s.method for s in domain.pipeline))
         rid = CALL.get().request_id
         result = await self._offload(context, functools.partial(self.pipeline.compress, domain, rid))
+        if self.recorder is not None:
+            self.recorder.record_compress(result)
         return convert.compress_result_to_pb(result)
 
     async def SelectDemonstrations(self, request, context):
@@ -58,5 +64,9 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
     async def Retrieve(self, request, context):
         raise Unimplemented("Retrieve is not implemented yet (retrievers issue)")
 
-    async def GetUsage(self, request, context):
-        raise Unimplemented("GetUsage is not implemented yet (cost accounting issue)")
+    async def GetUsage(self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext) -> pb.GetUsageResponse:
+        query = convert.usage_query_from_pb(request)
+        if self.recorder is None:
+            raise Unimplemented("this server runs without a usage ledger")
+        rows = await self._offload(context, functools.partial(self.recorder.query, query))
+        return convert.usage_rows_to_pb(rows)
