@@ -19,6 +19,9 @@ class Ragpress:
         self.settings = settings or Settings()
         self.models = ModelRegistry(self.settings, embedder=embedder)
         self.pipeline = Pipeline(self.models)
+        from middleware.llm.generate import Generator
+
+        self.generator = Generator(self.settings, self.models, self.pipeline)
 
     def request(self, query: str, documents: Iterable[Document | Mapping[str, Any]],
                 budget: Budget | int | float, *, model: str | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from concurrent.futures import Executor
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import grpc
 
@@ -17,15 +17,24 @@ from middleware.settings import Settings
 from ragpress.v1 import ragpress_pb2 as pb
 from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
 
+if TYPE_CHECKING:
+    from middleware.llm.generate import Generator, Prepared
+
 T = TypeVar("T")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RagpressService"].full_name
 
 
 class RagpressServicer(pb_grpc.RagpressServiceServicer):
-    def __init__(self, settings: Settings, pipeline: Pipeline, executor: Executor) -> None:
+    def __init__(self, settings: Settings, pipeline: Pipeline, executor: Executor,
+                 generator: "Generator | None" = None) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.executor = executor
+        if generator is None:
+            from middleware.llm.generate import Generator
+
+            generator = Generator(settings, pipeline.models, pipeline)
+        self.generator = generator
 
     async def _offload(self, context: grpc.aio.ServicerContext, fn: Callable[[], T]) -> T:
         """Run CPU-heavy work in the executor, within the caller's deadline."""
@@ -45,12 +54,26 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
     async def SelectDemonstrations(self, request, context):
         raise Unimplemented("SelectDemonstrations is not implemented yet (demonstration selection issue)")
 
-    async def Generate(self, request, context):
-        raise Unimplemented("Generate is not implemented yet (LLM gateway issue)")
+    async def _prepare(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> "Prepared":
+        domain = convert.generate_request_from_pb(request, self.settings)
+        rid = CALL.get().request_id
+        return await self._offload(context, functools.partial(self.generator.prepare, domain, rid))
 
-    async def GenerateStream(self, request, context):
-        raise Unimplemented("GenerateStream is not implemented yet (LLM gateway issue)")
-        yield  # pragma: no cover - makes this an async generator
+    async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
+        from middleware.llm.generate import collect
+
+        prepared = await self._prepare(request, context)
+        events = self.generator.run(prepared, tenant=CALL.get().tenant, timeout=context.time_remaining(), stream=False)
+        return convert.generate_result_to_pb(await collect(events))
+
+    async def GenerateStream(self, request: pb.GenerateStreamRequest, context: grpc.aio.ServicerContext):
+        prepared = await self._prepare(request.request, context)
+        events = self.generator.run(prepared, tenant=CALL.get().tenant, timeout=context.time_remaining(), stream=True)
+        async for item in events:
+            if isinstance(item, str):
+                yield pb.GenerateStreamResponse(text_delta=item)
+            else:
+                yield pb.GenerateStreamResponse(final_response=convert.generate_result_to_pb(item))
 
     async def Index(self, request, context):
         raise Unimplemented("Index is not implemented yet (retrievers issue)")
