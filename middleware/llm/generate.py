@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -135,7 +136,8 @@ class Generator:
                   stream: bool) -> AsyncIterator[str | GenerateResult]:
         """Call the target; yields deltas (when ``stream``) and finally a :class:`GenerateResult`."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (timeout if timeout is not None else self.settings.llm_timeout_seconds)
+        # The client's deadline bounds everything; llm_timeout_seconds caps each upstream attempt.
+        deadline = loop.time() + timeout if timeout is not None else math.inf
         model = prepared.request.compress.model
         if local_name(model) is not None:
             async for item in self._local(prepared, model, tenant, deadline, stream, fell_back=""):
@@ -156,7 +158,7 @@ class Generator:
                     raise
                 reason = str(exc)
                 log.warning("upstream failure (%s policy): %s", policy, reason)
-                if delays and loop.time() + delays[0] < deadline:
+                if delays and loop.time() + delays[0] + self.settings.llm_timeout_seconds / 10 < deadline:
                     await asyncio.sleep(delays.pop(0))
                     continue
                 if policy == "local":
@@ -167,7 +169,7 @@ class Generator:
 
     async def _remote(self, prepared: Prepared, model: str, deadline: float,
                       stream: bool) -> AsyncIterator[str | GenerateResult]:
-        remaining = deadline - asyncio.get_running_loop().time()
+        remaining = min(deadline - asyncio.get_running_loop().time(), self.settings.llm_timeout_seconds)
         if remaining <= 0:
             raise DeadlineExceeded("the deadline passed before the model was called")
         opts = prepared.request.options
@@ -222,7 +224,7 @@ class Generator:
             while True:
                 remaining = deadline - loop.time()
                 try:
-                    item = await asyncio.wait_for(queue.get(), timeout=max(remaining, 0.001))
+                    item = await asyncio.wait_for(queue.get(), timeout=max(remaining, 0.001) if remaining < math.inf else None)
                 except asyncio.TimeoutError as exc:
                     raise DeadlineExceeded(f"the deadline passed while {model} was generating") from exc
                 if item is _DONE:
