@@ -74,6 +74,8 @@ class LocalRuntime:
         self.namespace = f"{model.namespace}|kv:{codec}"
         self._step = threading.Lock()
         self._eos = model.eos_ids()
+        self._count_lock = threading.Lock()
+        self.finished: dict[str, int] = {"stop": 0, "length": 0, "cancelled": 0}
 
     def encode_chat(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """Token ids of a chat prompt under the model's own chat template."""
@@ -141,6 +143,8 @@ class LocalRuntime:
         text = text[:cut] if cut is not None else text
         if on_delta is not None and len(text) > len(emitted) and text.startswith(emitted):
             on_delta(text[len(emitted):])
+        with self._count_lock:
+            self.finished[finish] += 1
         return LocalGeneration(text, tuple(out), len(ids), cached, ttft, finish)
 
     def _forward(self, inp: Any, work: Any) -> Any:

@@ -1,0 +1,106 @@
+"""Generate over a real gRPC server with the local SmolLM2: answers, streaming,
+prefix-cache reuse across calls, fallback from a failing upstream, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from middleware.library import Ragpress
+from middleware.server import start
+from middleware.settings import Settings
+from ragpress.v1 import ragpress_pb2 as pb
+from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
+from tests.conftest import ROOT
+from tests.openai_server import OpenAIServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:.*is using the `ReadOnly` qualifier"),
+              pytest.mark.filterwarnings("ignore:Accessing the 'model_(computed_)?fields' attribute")]
+
+LOCAL = "local/smollm2"
+
+
+@pytest.fixture(scope="module")
+async def upstream():
+    server = OpenAIServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="module")
+async def engine(upstream):
+    settings = Settings(port=0, embedding_model="hashing", data_dir=str(ROOT / ".ragpress"), local_device="cpu",
+                        llm_api_base=upstream.api_base, llm_api_key="sk-test", local_max_new_tokens=4,
+                        prefix_cache_block=16, warm_up=False)
+    return Ragpress(settings)
+
+
+@pytest.fixture(scope="module")
+async def stub(engine):
+    running = await start(engine.settings, engine)
+    await running.ready
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+        yield pb_grpc.RagpressServiceStub(ch)
+    await running.stop(grace=1)
+
+
+def _request(model: str = LOCAL, **kw) -> pb.GenerateRequest:
+    req = pb.GenerateRequest(
+        query="What is the capital of France?",
+        documents=[pb.Document(id="a", title="France", text="France is a country in Europe. Its capital is Paris."),
+                   pb.Document(id="b", title="Bread", text="Bread is baked. Baguettes are long.")],
+        model=model, system_prompt="Answer in a few words.", **kw)
+    req.budget.max_tokens = 30
+    return req
+
+
+async def test_generate_on_the_local_model_reuses_the_prefix_on_the_next_call(stub, engine):
+    first = await stub.Generate(_request(), timeout=120)
+    second = await stub.Generate(_request(), timeout=120)
+    assert first.text and first.text == second.text and first.model == LOCAL and not first.fell_back
+    ids = engine.models.local_runtime(LOCAL).encode_chat(
+        [{"role": "system", "content": "Answer in a few words."},
+         {"role": "user",
+          "content": f"Context:\n{second.compression.context}\n\nQuestion: What is the capital of France?\nAnswer:"}])
+    assert second.usage.prompt_tokens == len(ids)
+    assert first.usage.cached_prompt_tokens == 0 < second.usage.cached_prompt_tokens < len(ids)
+    assert 1 <= second.usage.completion_tokens <= 4 and second.cost.cost_usd == 0
+    # Budget counted in SmolLM2's own tokenizer.
+    assert second.compression.tokenizer == "hf:smollm2" and second.compression.compressed_tokens <= 30
+
+
+async def test_generate_stream_on_the_local_model(stub):
+    deltas, final = [], None
+    async for event in stub.GenerateStream(pb.GenerateStreamRequest(request=_request()), timeout=120):
+        if event.WhichOneof("event") == "text_delta":
+            deltas.append(event.text_delta)
+        else:
+            final = event.final_response
+    assert final is not None and deltas and "".join(deltas) == final.text
+
+
+async def test_a_failing_upstream_falls_back_to_the_local_model_and_says_so(stub, upstream):
+    upstream.reset(fail_first=5)
+    reply = await stub.Generate(_request("openai/gpt-4o-mini", fallback=pb.FALLBACK_POLICY_LOCAL), timeout=120)
+    assert reply.fell_back and reply.model == LOCAL and "500" in reply.fallback_reason and reply.text
+    assert len(upstream.behaviour.requests) == 1
+
+
+async def test_a_cancelled_stream_stops_local_generation(stub, engine):
+    runtime = engine.models.local_runtime(LOCAL)
+    before = runtime.finished["cancelled"]
+    req = _request()
+    req.generation.max_tokens = 200
+    call = stub.GenerateStream(pb.GenerateStreamRequest(request=req), timeout=120)
+    async for event in call:
+        assert event.WhichOneof("event") == "text_delta"
+        call.cancel()
+        break
+    for _ in range(600):
+        if runtime.finished["cancelled"] > before:
+            break
+        await asyncio.sleep(0.05)
+    assert runtime.finished["cancelled"] == before + 1
