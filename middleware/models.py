@@ -163,7 +163,8 @@ class ModelRegistry:
                 from middleware.llm.runtime import LocalRuntime
 
                 name = local_name(model) or model
-                loaded = load_local_model(name, self._local_dir(name), self.settings.local_device)
+                loaded = load_local_model(name, self._local_dir(name), self.settings.local_device,
+                                          self.settings.local_threads)
                 s = self.settings
                 cache = PrefixCache(PrefixCacheParams(s.prefix_cache_block, s.prefix_cache_bytes)) \
                     if s.prefix_cache_bytes else None

@@ -55,6 +55,9 @@ class Settings:
     local_model_dirs: str = ""
     # "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1", ...
     local_device: str = "auto"
+    # torch intra-op threads for local models (0: torch's default). 1 avoids OpenMP
+    # barrier stalls when the CPU is shared with other busy processes.
+    local_threads: int = 0
     # Default max new tokens for local generation when the request sets none.
     local_max_new_tokens: int = 256
     # KV prefix cache of local models: byte bound (0 turns it off), block size in tokens, codec.
@@ -105,6 +108,8 @@ class Settings:
             raise InvalidArgument("settings llm_timeout_seconds must be > 0, llm_retries >= 0, local_max_new_tokens >= 1")
         if not self.local_model.startswith("local/") or self.local_model == "local/":
             raise InvalidArgument(f"setting local_model must look like 'local/<name>', got {self.local_model!r}")
+        if self.local_threads < 0:
+            raise InvalidArgument(f"setting local_threads must be >= 0, got {self.local_threads}")
         if self.prefix_cache_bytes < 0 or self.prefix_cache_block < 1:
             raise InvalidArgument("settings prefix_cache_bytes must be >= 0 and prefix_cache_block >= 1")
         if self.prefix_cache_codec not in ("fp", "int8"):

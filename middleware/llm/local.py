@@ -138,11 +138,16 @@ def load_tokenizer(path: Path) -> Any:
     return AutoTokenizer.from_pretrained(str(path))
 
 
-def load_local_model(name: str, path: Path, device_setting: str = "auto") -> LocalModel:
-    """fp32 with eager attention on CPU (fastest on small CPUs), fp16/sdpa on CUDA."""
+def load_local_model(name: str, path: Path, device_setting: str = "auto", threads: int = 0) -> LocalModel:
+    """fp32 with eager attention on CPU (fastest on small CPUs), fp16/sdpa on CUDA.
+
+    ``threads`` > 0 sets torch's intra-op threads (process-wide: torch has one pool).
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
+    if threads:
+        torch.set_num_threads(threads)
     device = pick_device(device_setting)
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     attn = "sdpa" if device.startswith("cuda") else "eager"
