@@ -53,5 +53,6 @@ def smollm2():
     from middleware.models import ModelRegistry
     from middleware.settings import Settings
 
-    registry = ModelRegistry(Settings(embedding_model="hashing", data_dir=str(ROOT / ".ragpress"), local_device="cpu"))
+    registry = ModelRegistry(Settings(embedding_model="hashing", data_dir=str(ROOT / ".ragpress"), local_device="cpu",
+                                     local_threads=1))
     return registry.local_runtime("local/smollm2").model

@@ -33,7 +33,7 @@ async def upstream():
 @pytest.fixture(scope="module")
 async def engine(upstream):
     settings = Settings(port=0, embedding_model="hashing", data_dir=str(ROOT / ".ragpress"), local_device="cpu",
-                        llm_api_base=upstream.api_base, llm_api_key="sk-test", local_max_new_tokens=4,
+                        local_threads=1, llm_api_base=upstream.api_base, llm_api_key="sk-test", local_max_new_tokens=4,
                         prefix_cache_block=16, warm_up=False)
     return Ragpress(settings)
 

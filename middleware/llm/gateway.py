@@ -98,9 +98,7 @@ async def complete(call: UpstreamCall) -> Completion:
 
     try:
         resp = await asyncio.wait_for(litellm.acompletion(**call.kwargs()), timeout=call.timeout)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - translated in one place
+    except Exception as exc:  # noqa: BLE001 - translated in one place (CancelledError passes through)
         raise translate(exc, call.model) from exc
     choice = resp.choices[0]
     prompt, completion, cached = _usage(resp)
@@ -138,11 +136,7 @@ async def stream(call: UpstreamCall) -> AsyncIterator[str | Completion]:
                     parts.append(delta)
                     yield delta
                 finish = choice.finish_reason or finish
-    except asyncio.CancelledError:
-        raise
-    except GeneratorExit:
-        raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - CancelledError is a BaseException and passes through
         raise translate(exc, call.model) from exc
     yield Completion("".join(parts), model, prompt, completion, cached, finish)
 

@@ -158,7 +158,7 @@ class Generator:
                     raise
                 reason = str(exc)
                 log.warning("upstream failure (%s policy): %s", policy, reason)
-                if delays and loop.time() + delays[0] + self.settings.llm_timeout_seconds / 10 < deadline:
+                if delays and loop.time() + delays[0] < deadline:
                     await asyncio.sleep(delays.pop(0))
                     continue
                 if policy == "local":
@@ -223,8 +223,9 @@ class Generator:
         try:
             while True:
                 remaining = deadline - loop.time()
+                wait = max(remaining, 0.001) if remaining < math.inf else None
                 try:
-                    item = await asyncio.wait_for(queue.get(), timeout=max(remaining, 0.001) if remaining < math.inf else None)
+                    item = await asyncio.wait_for(queue.get(), timeout=wait)
                 except asyncio.TimeoutError as exc:
                     raise DeadlineExceeded(f"the deadline passed while {model} was generating") from exc
                 if item is _DONE:
