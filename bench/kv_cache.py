@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4, help="concurrent requests in the throughput runs")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (1: the machine is shared; see docs/llm-gateway.md)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, auto")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "kv_cache.json"))
     args = ap.parse_args()
 
@@ -93,8 +94,8 @@ def main() -> None:
     from middleware.models import ModelRegistry
     from middleware.settings import Settings
 
-    registry = ModelRegistry(Settings(embedding_model="hashing", data_dir=str(ROOT / ".ragpress"), local_device="cpu",
-                                     local_threads=args.threads))
+    registry = ModelRegistry(Settings(embedding_model="hashing", data_dir=str(ROOT / ".ragpress"),
+                                      local_device=args.device, local_threads=args.threads))
     model = registry.local_runtime("local/smollm2").model
     bound = args.store_mib * 2**20
     new_cache = lambda: PrefixCache(PrefixCacheParams(block_size=16, max_bytes=bound))
@@ -138,9 +139,10 @@ def main() -> None:
     stats = on_rt.cache.stats()
 
     result = {
-        "device": f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                  f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, eager attention)",
-        "gpu": "none available in this session",
+        "device": f"{model.device} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                  f"torch {torch.__version__}, {torch.get_num_threads()} threads, {model.dtype})"
+                  + (f", {torch.cuda.get_device_name()}" if str(model.device).startswith("cuda") else ""),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "none available in this session",
         "model": "SmolLM2-135M-Instruct", "block_size": 16,
         "prefix_tokens": len(prefix), "question_tokens": args.question_tokens,
         "ttft": ttft, "int8": int8,
