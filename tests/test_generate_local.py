@@ -104,3 +104,21 @@ async def test_a_cancelled_stream_stops_local_generation(stub, engine):
             break
         await asyncio.sleep(0.05)
     assert runtime.finished["cancelled"] == before + 1
+
+
+def test_cli_generate_answers_with_the_local_model(monkeypatch, capsys):
+    import json
+
+    from middleware.cli import main
+
+    for key, value in {"DATA_DIR": str(ROOT / ".ragpress"), "LOCAL_THREADS": "1", "EMBEDDING_MODEL": "hashing",
+                       "LOCAL_DEVICE": "cpu"}.items():
+        monkeypatch.setenv("RAGPRESS_" + key, value)
+    argv = ["generate", "--query", "What is the capital of France?", "--doc", "The capital of France is Paris.",
+            "--doc", "Bread is baked.", "--target-tokens", "40", "--max-tokens", "4"]
+    assert main(argv + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"] == LOCAL and out["text"] and 1 <= out["usage"]["completion_tokens"] <= 4
+    assert out["usage"]["prompt_tokens"] > 0 and out["cost"]["cost_usd"] == 0
+    assert main(argv + ["--keep-ratio", "0.5"]) == 2
+    assert "exactly one of --target-tokens or --keep-ratio" in capsys.readouterr().err
