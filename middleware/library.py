@@ -45,6 +45,25 @@ class Ragpress:
                  budget: Budget | int | float, **kwargs: Any) -> CompressResult:
         return self.pipeline.compress(self.request(query, documents, budget, **kwargs))
 
+    def generate(self, query: str, documents: Iterable[Document | Mapping[str, Any]],
+                 budget: Budget | int | float, *, system_prompt: str = "", max_tokens: int | None = None,
+                 fallback: str | None = None, tenant: str = "default", timeout: float | None = None,
+                 **kwargs: Any) -> Any:
+        """Compress, prompt and call the model (blocking); returns a ``GenerateResult``.
+
+        ``kwargs`` are those of :meth:`request` (``model`` may be ``"local/smollm2"``).
+        Not for use inside a running event loop (use ``generator.run`` there).
+        """
+        import asyncio
+
+        from middleware.llm.generate import GenerateRequest, GenerationOptions, collect
+
+        request = GenerateRequest(compress=self.request(query, documents, budget, **kwargs),
+                                  system_prompt=system_prompt, options=GenerationOptions(max_tokens=max_tokens),
+                                  fallback=fallback)
+        prepared = self.generator.prepare(request)
+        return asyncio.run(collect(self.generator.run(prepared, tenant=tenant, timeout=timeout, stream=False)))
+
 
 def as_budget(budget: Budget | int | float) -> Budget:
     """An int is a token ceiling, a float in (0, 1] a keep ratio."""

@@ -172,6 +172,10 @@ class ModelRegistry:
                 self._local[model] = runtime
         return runtime
 
+    def loaded_local_runtimes(self) -> dict[str, Any]:
+        """Local runtimes loaded so far, by model name (for metrics: ``runtime.cache.stats()``)."""
+        return dict(self._local)
+
     def _local_dir(self, name: str) -> Path:
         from middleware.llm.local import parse_model_dirs, resolve_dir
 

@@ -122,3 +122,16 @@ def test_cli_generate_answers_with_the_local_model(monkeypatch, capsys):
     assert out["usage"]["prompt_tokens"] > 0 and out["cost"]["cost_usd"] == 0
     assert main(argv + ["--keep-ratio", "0.5"]) == 2
     assert "exactly one of --target-tokens or --keep-ratio" in capsys.readouterr().err
+
+
+def test_library_generate_in_process(smollm2):
+    settings = Settings(embedding_model="hashing", data_dir=str(ROOT / ".ragpress"), local_device="cpu",
+                        local_threads=1, local_max_new_tokens=3)
+    engine = Ragpress(settings)
+    docs = [{"id": "a", "text": "The capital of France is Paris."}, {"id": "b", "text": "Bread is baked."}]
+    first = engine.generate("What is the capital of France?", docs, 40, model=LOCAL, tenant="t1")
+    second = engine.generate("What is the capital of France?", docs, 40, model=LOCAL, tenant="t1")
+    assert first.model == LOCAL and first.text == second.text and 1 <= first.usage.completion_tokens <= 3
+    assert first.usage.cached_prompt_tokens == 0 < second.usage.cached_prompt_tokens
+    stats = engine.models.loaded_local_runtimes()[LOCAL].cache.stats()
+    assert stats["hit_tokens"] == second.usage.cached_prompt_tokens and stats["lookups"] == 2
