@@ -39,3 +39,12 @@ def configure_offline() -> None:
         folder = litellm_tokenizer_dir()
         if folder is not None:
             os.environ["TIKTOKEN_CACHE_DIR"] = str(folder)
+
+
+def litellm_module():
+    """``import litellm`` with its console chatter off (it prints provider hints to
+    stdout, which would corrupt the CLI's JSON output). Call where litellm is needed."""
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm

@@ -74,7 +74,8 @@ def _tiktoken(model: str, encoding_name: str, fallback: bool) -> ModelTokenizer:
 
 def _split_provider(model: str) -> tuple[str, str | None]:
     """``openai/gpt-4o`` -> (``gpt-4o``, ``openai``); litellm knows the providers."""
-    import litellm
+    from middleware.offline import litellm_module
+    litellm = litellm_module()
 
     try:
         name, provider, _, _ = litellm.get_llm_provider(model)
@@ -85,7 +86,8 @@ def _split_provider(model: str) -> tuple[str, str | None]:
 
 def resolve_tokenizer(model: str, unknown_model: str = "error") -> ModelTokenizer:
     """The tokenizer for ``model``; see the module docstring for the policy."""
-    import litellm
+    from middleware.offline import litellm_module
+    litellm = litellm_module()
     from litellm.litellm_core_utils.token_counter import openai_tokenizer_encoding_name
     import tiktoken
 

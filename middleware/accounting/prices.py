@@ -37,7 +37,8 @@ def prompt_cost(model: str, prompt_tokens: int, completion_tokens: int = 0, cach
     ``cached_tokens`` are part of ``prompt_tokens`` and are charged at the
     model's cached-read price where it has one (litellm applies it).
     """
-    import litellm
+    from middleware.offline import litellm_module
+    litellm = litellm_module()
 
     try:
         prompt, completion = litellm.cost_per_token(

@@ -67,7 +67,8 @@ class Completion:
 
 def translate(exc: BaseException, model: str) -> Exception:
     """litellm / network exceptions -> our hierarchy (the one place that knows litellm's)."""
-    import litellm
+    from middleware.offline import litellm_module
+    litellm = litellm_module()
 
     status = getattr(exc, "status_code", None)
     detail = str(getattr(exc, "message", "") or exc).strip() or type(exc).__name__
@@ -94,7 +95,8 @@ def _usage(obj: Any) -> tuple[int | None, int | None, int]:
 
 async def complete(call: UpstreamCall) -> Completion:
     """One non-streaming completion; raises :class:`UpstreamError` on failure."""
-    import litellm
+    from middleware.offline import litellm_module
+    litellm = litellm_module()
 
     try:
         resp = await asyncio.wait_for(litellm.acompletion(**call.kwargs()), timeout=call.timeout)
@@ -108,7 +110,8 @@ async def complete(call: UpstreamCall) -> Completion:
 
 async def stream(call: UpstreamCall) -> AsyncIterator[str | Completion]:
     """Text deltas, then one :class:`Completion` with the whole text and usage."""
-    import litellm
+    from middleware.offline import litellm_module
+    litellm = litellm_module()
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + call.timeout
@@ -143,7 +146,8 @@ async def stream(call: UpstreamCall) -> AsyncIterator[str | Completion]:
 
 def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
     """Price from litellm's offline price map; ``None`` when the model has no price there."""
-    import litellm
+    from middleware.offline import litellm_module
+    litellm = litellm_module()
 
     try:
         p, c = litellm.cost_per_token(model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
