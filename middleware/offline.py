@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from pathlib import Path
 
 _DEFAULTS = {
@@ -41,10 +42,18 @@ def configure_offline() -> None:
             os.environ["TIKTOKEN_CACHE_DIR"] = str(folder)
 
 
+_litellm_lock = threading.Lock()
+
+
 def litellm_module():
     """``import litellm`` with its console chatter off (it prints provider hints to
-    stdout, which would corrupt the CLI's JSON output). Call where litellm is needed."""
-    import litellm
+    stdout, which would corrupt the CLI's JSON output). Call where litellm is needed.
 
-    litellm.suppress_debug_info = True
+    The first import is serialised: litellm's import is long and threads that
+    imported it at the same moment were seen to get a half-initialised module.
+    """
+    with _litellm_lock:
+        import litellm
+
+        litellm.suppress_debug_info = True
     return litellm
