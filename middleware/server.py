@@ -59,7 +59,7 @@ async def start(settings: Settings, engine: Ragpress | None = None) -> RunningSe
         ("grpc.so_reuseport", 0),
     ]
     server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=options)
-    pb_grpc.add_RagpressServiceServicer_to_server(RagpressServicer(settings, engine.pipeline, executor), server)
+    pb_grpc.add_RagpressServiceServicer_to_server(RagpressServicer(settings, engine.pipeline, executor, engine.collections), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

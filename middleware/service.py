@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from concurrent.futures import Executor
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import grpc
 
@@ -17,15 +17,20 @@ from middleware.settings import Settings
 from ragpress.v1 import ragpress_pb2 as pb
 from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
 
+if TYPE_CHECKING:
+    from retrievers.collections import Collections
+
 T = TypeVar("T")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RagpressService"].full_name
 
 
 class RagpressServicer(pb_grpc.RagpressServiceServicer):
-    def __init__(self, settings: Settings, pipeline: Pipeline, executor: Executor) -> None:
+    def __init__(self, settings: Settings, pipeline: Pipeline, executor: Executor,
+                 collections: "Collections | None" = None) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.executor = executor
+        self.collections = collections
 
     async def _offload(self, context: grpc.aio.ServicerContext, fn: Callable[[], T]) -> T:
         """Run CPU-heavy work in the executor, within the caller's deadline."""
@@ -34,13 +39,26 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         try:
             return await asyncio.wait_for(future, timeout=remaining)
         except asyncio.TimeoutError as exc:
-            raise DeadlineExceeded("the deadline passed while compressing") from exc
+            raise DeadlineExceeded("the deadline passed before the work finished") from exc
 
     async def Compress(self, request: pb.CompressRequest, context: grpc.aio.ServicerContext) -> pb.CompressResponse:
         domain = convert.compress_request_from_pb(request, self.settings)
-        rid = CALL.get().request_id
-        result = await self._offload(context, functools.partial(self.pipeline.compress, domain, rid))
+        source = convert.compress_source_from_pb(request)
+        call = CALL.get()
+        if source is None:
+            work = functools.partial(self.pipeline.compress, domain, call.request_id)
+        else:
+            from retrievers import ops
+
+            work = functools.partial(ops.retrieve_and_compress, self._collections(), self.pipeline, call.tenant,
+                                     *source, domain, call.request_id)
+        result = await self._offload(context, work)
         return convert.compress_result_to_pb(result)
+
+    def _collections(self) -> "Collections":
+        if self.collections is None:
+            raise Unimplemented("this server was started without collections")
+        return self.collections
 
     async def SelectDemonstrations(self, request, context):
         raise Unimplemented("SelectDemonstrations is not implemented yet (demonstration selection issue)")
@@ -52,11 +70,19 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         raise Unimplemented("GenerateStream is not implemented yet (LLM gateway issue)")
         yield  # pragma: no cover - makes this an async generator
 
-    async def Index(self, request, context):
-        raise Unimplemented("Index is not implemented yet (retrievers issue)")
+    async def Index(self, request: pb.IndexRequest, context: grpc.aio.ServicerContext) -> pb.IndexResponse:
+        from retrievers import ops
 
-    async def Retrieve(self, request, context):
-        raise Unimplemented("Retrieve is not implemented yet (retrievers issue)")
+        domain = convert.index_request_from_pb(request)
+        work = functools.partial(ops.index, self._collections(), CALL.get().tenant, domain)
+        return convert.index_result_to_pb(await self._offload(context, work))
+
+    async def Retrieve(self, request: pb.RetrieveRequest, context: grpc.aio.ServicerContext) -> pb.RetrieveResponse:
+        from retrievers import ops
+
+        name, query = convert.retrieve_request_from_pb(request)
+        work = functools.partial(ops.retrieve, self._collections(), CALL.get().tenant, name, query)
+        return convert.hits_to_pb(await self._offload(context, work))
 
     async def GetUsage(self, request, context):
         raise Unimplemented("GetUsage is not implemented yet (cost accounting issue)")

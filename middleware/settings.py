@@ -40,6 +40,11 @@ class Settings:
     # "hashing": a model-free bag-of-words embedder (tests, minimal set-ups).
     embedding_model: str = ""
     log_level: str = "INFO"
+    # Chunks of indexed documents, in tokens of the embedding model (capped at what it reads).
+    chunk_tokens: int = 200
+    chunk_overlap_tokens: int = 32
+    # Save collections under data_dir/collections after every change (off: memory only).
+    persist_collections: bool = True
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None,
@@ -74,6 +79,10 @@ class Settings:
             raise InvalidArgument(f"setting workers must be >= 1, got {self.workers}")
         if self.max_message_bytes < 1024:
             raise InvalidArgument("setting max_message_bytes must be >= 1024")
+        if self.chunk_tokens < 8:
+            raise InvalidArgument(f"setting chunk_tokens must be >= 8, got {self.chunk_tokens}")
+        if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens // 2 + 1:
+            raise InvalidArgument("setting chunk_overlap_tokens must be in 0..chunk_tokens/2")
         if self.unknown_model not in ("error", "fallback"):
             raise InvalidArgument(f"setting unknown_model must be 'error' or 'fallback', got {self.unknown_model!r}")
 
