@@ -191,7 +191,9 @@ class Collection(Retriever):
         import numpy as np
 
         n = min(n, self._index.ntotal if allowed is None else len(allowed))
-        query = self._normalised(self.embedder.embed([text]))
+        # An embedder may embed queries differently from passages (LangChain's embed_query).
+        embed_query = getattr(self.embedder, "embed_query", None)
+        query = self._normalised(embed_query(text) if embed_query else self.embedder.embed([text]))
         params = None
         if allowed is not None:
             params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64)))
