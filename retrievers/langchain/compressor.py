@@ -7,6 +7,7 @@ from typing import Any, Sequence
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor
 from langchain_core.documents import Document as LCDocument
+from langchain_core.runnables import Runnable
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from middleware.types import CompressResult
@@ -59,6 +60,26 @@ class RagpressCompressor(BaseDocumentCompressor):
             return []
         result = await self._backend.acompress(query, self._inputs(documents), self.budget, **self._options())
         return self._outputs(documents, result)
+
+    def as_runnable(self, separator: str = "\n\n") -> Runnable[dict[str, Any], dict[str, Any]]:
+        """A runnable for chains: ``{"documents": [...], "query": str}`` in,
+        ``{"context": str, "question": str, "documents": [...]}`` out, sync and async::
+
+            chain = {"documents": retriever, "query": RunnablePassthrough()} | compressor.as_runnable() | prompt
+        """
+        from langchain_core.runnables import RunnableLambda
+
+        def shape(query: str, docs: Sequence[LCDocument]) -> dict[str, Any]:
+            return {"context": separator.join(d.page_content for d in docs), "question": query,
+                    "documents": list(docs)}
+
+        def run(inputs: dict[str, Any]) -> dict[str, Any]:
+            return shape(inputs["query"], self.compress_documents(inputs["documents"], inputs["query"]))
+
+        async def arun(inputs: dict[str, Any]) -> dict[str, Any]:
+            return shape(inputs["query"], await self.acompress_documents(inputs["documents"], inputs["query"]))
+
+        return RunnableLambda(run, afunc=arun, name="RagpressCompressor")
 
     def _options(self) -> dict[str, Any]:
         return {"model": self.model, "method": self.method}
