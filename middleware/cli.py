@@ -1,4 +1,5 @@
-"""``ragpress``: serve, health, compress (one request from flags, or a JSONL batch)."""
+"""``ragpress``: serve, health, compress (one request from flags, or a JSONL batch),
+index and retrieve (collections)."""
 
 from __future__ import annotations
 
@@ -162,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--timeout", type=float, default=60.0)
     comp.add_argument("--config", default=None, help="TOML settings file (in-process mode)")
     comp.set_defaults(func=cmd_compress)
+
+    from retrievers.cli import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -12,8 +12,6 @@ from middleware.library import Ragpress
 from middleware.settings import Settings
 from tests.servers import ThreadedServer
 
-
-
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "retrievers-langchain.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
