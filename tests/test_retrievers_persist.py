@@ -33,8 +33,9 @@ WRITER = textwrap.dedent("""
         # so a loaded state can be checked for consistency.
         coll.upsert([Document(id=f"g{gen}", text=f"generation {gen}", metadata={"gen": gen})]
                     + [Document(id=f"f{i}", text=f"{filler} {gen} {i}") for i in range(400)])
+        print("saving", gen, flush=True)
         coll.save()
-        print(gen, flush=True)
+        print("saved", gen, flush=True)
 """)
 
 
@@ -53,21 +54,23 @@ def test_sigkill_mid_save_leaves_the_previous_save_loadable(tmp_path, python_exe
     proc = subprocess.Popen([python_exe, "-c", WRITER, str(folder)], stdout=subprocess.PIPE, text=True,
                             env=subprocess_env)
     try:
-        seen = -1
         deadline = time.monotonic() + 120
-        while seen < 2 and time.monotonic() < deadline:
+        line = ""
+        while line != "saving 3\n" and time.monotonic() < deadline:
             line = proc.stdout.readline()
             assert line, "writer exited early"
-            seen = int(line)
+        # The fourth save (generation 3) has begun: kill it now or a few milliseconds in.
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
+        rest = proc.stdout.read()
     finally:
         proc.kill()
         proc.wait()
         proc.stdout.close()
     coll = Collection.load("crash", hashing_embedder(), folder)
     assert coll is not None
-    assert _check_consistent(coll) >= seen
+    # Exactly the previous save, or the new one if it finished before the kill.
+    assert _check_consistent(coll) == (3 if "saved 3" in rest else 2)
 
 
 FAILING_WRITER = textwrap.dedent("""
