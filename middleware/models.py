@@ -43,6 +43,10 @@ class _LRU:
                 self._data.move_to_end(key)
             return value
 
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
     def put(self, key: str, value: object) -> None:
         with self._lock:
             self._data[key] = value
@@ -82,6 +86,9 @@ class CachedEmbedder:
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """Character spans of ``text``'s tokens in the embedding model's own tokenizer."""
         return self._spans(text)
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
 
     @property
     def dim(self) -> int:
@@ -168,7 +175,36 @@ class ModelRegistry:
                     self._embedder = load_embedder(self.settings.embedding_model)
         return self._embedder
 
+    def static_embedder(self) -> Embedder:
+        """The static MiniLM token table (fast sentence vectors; built once, cached on disk)."""
+        if getattr(self, "_static", None) is None:
+            with self._lock:
+                if getattr(self, "_static", None) is None:
+                    from compressors.static_embedding import StaticEmbedder
+
+                    model_dir = self.settings.embedding_model
+                    if model_dir in ("", "hashing"):
+                        model_dir = default_embedding_path()
+                    self._static = StaticEmbedder(model_dir, self.settings.resolved_cache_dir())
+        return self._static
+
+    def clear_caches(self) -> None:
+        """Forget per-text caches (sentence splits, token counts, vectors): for cold-text benchmarks."""
+        from compressors import units
+
+        units.split.cache_clear()
+        self.tokenizers.clear_caches()
+        for embedder in (self._embedder, getattr(self, "_static", None)):
+            if hasattr(embedder, "clear_cache"):
+                embedder.clear_cache()
+
     def warm_up(self) -> None:
         """Load everything a default request needs and run it once."""
-        self.embedder().embed(["warm-up sentence for the embedding model"])
-        self.tokenizers.get(self.settings.default_model).count("warm-up")
+        from compressors import registry
+        from compressors.base import CompressionJob
+        from middleware.types import Document
+
+        tok = self.tokenizers.get(self.settings.default_model)
+        docs = (Document(id="w", title="Warm-up", text="A first sentence. A second sentence with 42 in it."),)
+        method = registry.create(self.settings.default_method, {}, self)
+        method.compress(CompressionJob("warm-up question?", docs, 64, tok))

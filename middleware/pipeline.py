@@ -60,11 +60,11 @@ class Pipeline:
 
 
 def _check_output(method: str, inputs: tuple[Document, ...], out: StageOutput) -> None:
-    """Compressors may drop and shorten documents, never invent or reorder them."""
+    """Compressors may drop and shorten documents, never invent or repeat them; they keep
+    the input order unless they say they reordered (``details["reordered"]``)."""
     position = {d.id: i for i, d in enumerate(inputs)}
-    last = -1
-    for doc in out.documents:
-        i = position.get(doc.id)
-        if i is None or i <= last:
-            raise InternalError(f"method {method!r} returned unknown or reordered document {doc.id!r}")
-        last = i
+    seen = [position.get(doc.id) for doc in out.documents]
+    if None in seen or len(set(seen)) != len(seen):
+        raise InternalError(f"method {method!r} returned an unknown or repeated document")
+    if seen != sorted(seen) and not out.details.get("reordered"):
+        raise InternalError(f"method {method!r} reordered documents without saying so")

@@ -39,12 +39,19 @@ class Settings:
     # Folder of a sentence-transformers model; empty: all-MiniLM-L6-v2 from its package;
     # "hashing": a model-free bag-of-words embedder (tests, minimal set-ups).
     embedding_model: str = ""
+    # Where derived model files (the static MiniLM table) are cached; empty: <venv>/share/ragpress.
+    cache_dir: str = ""
     log_level: str = "INFO"
     # Chunks of indexed documents, in tokens of the embedding model (capped at what it reads).
     chunk_tokens: int = 200
     chunk_overlap_tokens: int = 32
     # Save collections under data_dir/collections after every change (off: memory only).
     persist_collections: bool = True
+
+    def resolved_cache_dir(self) -> Path:
+        import sys
+
+        return Path(self.cache_dir) if self.cache_dir else Path(sys.prefix) / "share" / "ragpress"
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None,

@@ -49,6 +49,9 @@ class ModelTokenizer:
     def count(self, text: str) -> int:
         return self._cached_count(text) if text else 0  # type: ignore[attr-defined]
 
+    def clear_cache(self) -> None:
+        self._cached_count.cache_clear()  # type: ignore[attr-defined]
+
     def encode(self, text: str) -> list[int]:
         return list(self._encode(text))
 
@@ -125,3 +128,7 @@ class TokenizerRegistry:
                 tok = resolve_tokenizer(model, self._unknown_model)
                 self._cache[model] = tok
         return tok
+
+    def clear_caches(self) -> None:
+        for tok in list(self._cache.values()):
+            tok.clear_cache()

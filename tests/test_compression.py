@@ -84,7 +84,8 @@ def test_no_documents(fast_engine):
 
 
 def test_blank_documents_are_dropped_not_emitted(fast_engine):
-    res = fast_engine.compress("q", [{"id": "a", "text": ""}, {"id": "b", "text": "  \n "}, {"id": "c", "text": "Real text."}], 50)
+    res = fast_engine.compress("q", [{"id": "a", "text": ""}, {"id": "b", "text": "  \n "}, {"id": "c", "text": "Real text."}], 50,
+                               method="first")
     assert [d.id for d in res.documents] == ["c"] and set(res.dropped_ids) == {"a", "b"}
 
 
@@ -131,10 +132,11 @@ def test_unknown_method_lists_the_known_ones(fast_engine):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"lexical_wieght": 0.5}, r"unknown option\(s\) \['lexical_wieght'\]"),
-    ({"lexical_weight": "high"}, "option 'lexical_weight' must be float"),
-    ({"lexical_weight": 2.0}, r"must be in \[0, 1\]"),
-    ({"min_score": -1}, "min_score must be >= 0"),
+    ({"min_probabilty": 0.5}, r"unknown option\(s\) \['min_probabilty'\]"),
+    ({"min_probability": "high"}, "option 'min_probability' must be float"),
+    ({"min_probability": 2.0}, r"min_probability must be in \[0, 1\]"),
+    ({"duplicate_threshold": -1}, r"duplicate_threshold must be in \[0, 1\]"),
+    ({"reorder": "yes"}, "option 'reorder' must be bool"),
 ])
 def test_bad_options_are_named(fast_engine, options, message):
     with pytest.raises(InvalidArgument, match=message):

@@ -123,7 +123,7 @@ async def test_compress_round_trip(stub):
     (lambda r: r.documents[1].__setattr__("id", "a"), "duplicate document id 'a'"),
     (lambda r: (setattr(r, "method", "extractive"), r.pipeline.add(method="extractive")), "either method or pipeline"),
     (lambda r: r.pipeline.add(method="extractive").options.update({"bogus": 1}), "unknown option(s) ['bogus']"),
-    (lambda r: r.pipeline.add(method="extractive").options.update({"lexical_weight": "x"}), "must be float"),
+    (lambda r: r.pipeline.add(method="extractive").options.update({"min_probability": "x"}), "must be float"),
 ])
 async def test_bad_input_is_invalid_argument_and_the_server_keeps_serving(stub, mutate, fragment):
     req = _request()

@@ -1,0 +1,199 @@
+"""Extractive compression benchmark on HotpotQA (one command).
+
+    .venv/bin/python bench/extractive.py                       # all methods, budgets 150/300/600
+    .venv/bin/python bench/extractive.py --methods extractive bm25 --limit 20
+
+For each registered method and budget: supporting-fact recall, answer kept,
+compression ratio, latency p50/p95 (in-process, warm) and outputs over budget,
+on ../shared/data/hotpotqa/hotpot_distractor_dev100.jsonl (o200k tokens, gpt-4o).
+LongLLMLingua figures are read from bench/results/longllmlingua_<budget>.jsonl
+(made by bench/baselines/run_longllmlingua.py on a fixed 30-question subset) and
+scored the same way. Also runs the extractive method through a real gRPC server
+(--grpc) and over hotpot_retrieved_500.jsonl (robustness, answer kept).
+Prints a table and writes bench/results/extractive.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+DATA = HERE.parent.parent / "shared" / "data" / "hotpotqa"
+DEFAULT_METHODS = ["extractive", "random", "first", "bm25", "cosine", "embeddings-filter"]
+
+from hotpot_to_batch import convert  # noqa: E402
+from metrics import answer_kept, supporting_recall  # noqa: E402
+
+
+def load(path: Path, limit: int | None):
+    rows = [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
+    return [convert(r, None) for r in (rows[:limit] if limit else rows)]
+
+
+def pct(values, q):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = (len(values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def summarise(rows):
+    recalls = [r["recall"] for r in rows if r["recall"] is not None]
+    answers = [r["answer"] for r in rows if r["answer"] is not None]
+    ratios = [r["original"] / r["compressed"] for r in rows if r["compressed"]]
+    lat = [r["latency_ms"] for r in rows]
+    return {
+        "questions": len(rows),
+        "sf_recall": statistics.fmean(recalls) if recalls else None,
+        "answer_kept": statistics.fmean(answers) if answers else None,
+        "answer_questions": len(answers),
+        "ratio": sum(r["original"] for r in rows) / max(1, sum(r["compressed"] for r in rows)),
+        "mean_ratio": statistics.fmean(ratios) if ratios else None,
+        "mean_tokens": statistics.fmean(r["compressed"] for r in rows) if rows else 0,
+        "p50_ms": pct(lat, 0.5),
+        "p95_ms": pct(lat, 0.95),
+        "over_budget": sum(r["compressed"] > r["budget"] for r in rows),
+        "errors": sum(bool(r.get("error")) for r in rows),
+    }
+
+
+def run_method(engine, method, budget, pairs):
+    from middleware.errors import RagpressError
+
+    engine.models.clear_caches()  # every run sees its texts for the first time
+    rows = []
+    for line, gold in pairs:
+        req = engine.request(line["query"], line["documents"], budget, method=method)
+        started = time.perf_counter()
+        try:
+            res = engine.pipeline.compress(req)
+            error = None
+        except RagpressError as exc:
+            res, error = None, str(exc)
+        ms = (time.perf_counter() - started) * 1000
+        ctx = res.context if res else ""
+        rows.append({"id": line["id"], "recall": supporting_recall(gold, ctx) if gold["supporting_facts"] else None,
+                     "answer": answer_kept(gold["answer"], ctx), "original": res.original_tokens if res else 0,
+                     "compressed": res.compressed_tokens if res else 0, "budget": budget,
+                     "latency_ms": ms, "error": error})
+    return rows
+
+
+def run_grpc(engine, method, budget, pairs):
+    """Same requests through a real server on loopback (client-observed latency)."""
+    from middleware.client import AsyncRagpressClient
+    from middleware.server import start
+
+    async def go():
+        settings = engine.settings.replace(port=0, warm_up=False)
+        running = await start(settings, engine)
+        await running.ready
+        lat = []
+        async with AsyncRagpressClient(f"127.0.0.1:{running.port}") as client:
+            for line, _ in pairs[:3]:
+                await client.compress(line["query"], line["documents"], budget, method=method)
+            engine.models.clear_caches()
+            for line, _ in pairs:
+                started = time.perf_counter()
+                await client.compress(line["query"], line["documents"], budget, method=method)
+                lat.append((time.perf_counter() - started) * 1000)
+        await running.stop(grace=1)
+        return lat
+
+    return asyncio.run(go())
+
+
+def score_external(path: Path, golds: dict, budget: int):
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        gold = golds[rec["id"]]
+        rows.append({"id": rec["id"], "recall": supporting_recall(gold, rec["context"]),
+                     "answer": answer_kept(gold["answer"], rec["context"]), "original": rec["original_tokens"],
+                     "compressed": rec["compressed_tokens"], "budget": budget, "latency_ms": rec["latency_ms"]})
+    return rows
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--methods", nargs="+", default=DEFAULT_METHODS)
+    ap.add_argument("--budgets", nargs="+", type=int, default=[150, 300, 600])
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--no-grpc", action="store_true")
+    ap.add_argument("--no-retrieved", action="store_true")
+    ap.add_argument("--out", default=str(HERE / "results" / "extractive.json"))
+    args = ap.parse_args()
+
+    from middleware.library import Ragpress
+
+    engine = Ragpress()
+    engine.models.warm_up()
+    pairs = load(DATA / "hotpot_distractor_dev100.jsonl", args.limit)
+    golds = {line["id"]: gold for line, gold in pairs}
+    results = {"data": "hotpot_distractor_dev100.jsonl", "model": "gpt-4o", "machine": platform.processor() or platform.machine(),
+               "methods": {}, "longllmlingua": {}, "subset30": {}}
+    for method in args.methods:
+        run_method(engine, method, 300, pairs[:3])  # warm caches and lazy imports
+        for budget in args.budgets:
+            rows = run_method(engine, method, budget, pairs)
+            results["methods"].setdefault(method, {})[str(budget)] = summarise(rows)
+            sub = [r for r in rows if r["id"] in {line["id"] for line, _ in pairs[:30]}]
+            results["subset30"].setdefault(method, {})[str(budget)] = summarise(sub)
+            print(f"{method:>18} {budget:>4}: {results['methods'][method][str(budget)]}", file=sys.stderr)
+    for budget in args.budgets:
+        path = HERE / "results" / f"longllmlingua_{budget}.jsonl"
+        if path.exists():
+            results["longllmlingua"][str(budget)] = summarise(score_external(path, golds, budget))
+    if not args.no_grpc and "extractive" in args.methods:
+        lat = run_grpc(engine, "extractive", 300, pairs)
+        results["grpc_extractive_300"] = {"p50_ms": pct(lat, 0.5), "p95_ms": pct(lat, 0.95)}
+    if not args.no_retrieved and "extractive" in args.methods:
+        rpairs = load(DATA / "hotpot_retrieved_500.jsonl", None)
+        rows = run_method(engine, "extractive", 300, rpairs)
+        results["retrieved500_extractive_300"] = summarise(rows)
+
+    print("\n| method | budget | SF recall | answer kept | ratio | p50 ms | p95 ms | over budget |")
+    print("|---|---|---|---|---|---|---|---|")
+    for method, per in results["methods"].items():
+        for budget, s in per.items():
+            print(f"| {method} | {budget} | {fmt(s['sf_recall'], '.3f')} | {fmt(s['answer_kept'], '.3f')} | "
+                  f"{s['ratio']:.2f}x | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} | {s['over_budget']} |")
+    if results["longllmlingua"]:
+        print("\nFirst 30 questions (LongLLMLingua's subset):")
+        print("| method | budget | SF recall | answer kept | ratio | p50 ms | over budget |")
+        print("|---|---|---|---|---|---|---|")
+        for method in ("extractive", "bm25"):
+            for budget, s in results["subset30"].get(method, {}).items():
+                print(f"| {method} | {budget} | {fmt(s['sf_recall'], '.3f')} | {fmt(s['answer_kept'], '.3f')} | "
+                      f"{s['ratio']:.2f}x | {s['p50_ms']:.1f} | {s['over_budget']} |")
+        for budget, s in results["longllmlingua"].items():
+            print(f"| longllmlingua | {budget} | {fmt(s['sf_recall'], '.3f')} | {fmt(s['answer_kept'], '.3f')} | "
+                  f"{s['ratio']:.2f}x | {s['p50_ms']:.1f} | {s['over_budget']} |")
+    if "grpc_extractive_300" in results:
+        g = results["grpc_extractive_300"]
+        print(f"\nextractive@300 through gRPC on loopback: p50 {g['p50_ms']:.1f} ms, p95 {g['p95_ms']:.1f} ms")
+    if "retrieved500_extractive_300" in results:
+        r = results["retrieved500_extractive_300"]
+        print(f"hotpot_retrieved_500, extractive@300: {r['questions']} questions, {r['errors']} errors, "
+              f"answer kept {fmt(r['answer_kept'], '.3f')}, over budget {r['over_budget']}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

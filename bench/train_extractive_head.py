@@ -1,0 +1,101 @@
+"""Trains the extractive method's scoring heads (one command, a few minutes on CPU).
+
+    .venv/bin/python bench/train_extractive_head.py
+
+Training data: ../shared/data/hotpotqa/hotpot_retrieved_500.jsonl only. A
+document is positive when its title is among the supporting facts' titles; a
+unit is positive when it is a supporting-fact sentence. hotpot_distractor_dev100
+is NEVER read here: it is the held-out set the benchmark reports on. A fixed 20%
+of the training questions (by id hash) is the validation split for choosing the
+regularisation. Writes compressors/data/extractive_head.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+DATA = HERE.parent.parent / "shared" / "data" / "hotpotqa" / "hotpot_retrieved_500.jsonl"
+OUT = HERE.parent / "compressors" / "data" / "extractive_head.json"
+
+
+def fit(x, y, val, names):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import average_precision_score
+
+    from compressors.head import Logistic
+
+    mean, scale = x[~val].mean(axis=0), x[~val].std(axis=0) + 1e-6
+    best = None
+    for c in (0.01, 0.1, 1.0, 10.0):
+        clf = LogisticRegression(C=c, max_iter=5000).fit((x[~val] - mean) / scale, y[~val])
+        ap = average_precision_score(y[val], clf.decision_function((x[val] - mean) / scale))
+        if best is None or ap > best[0]:
+            best = (ap, c)
+    clf = LogisticRegression(C=best[1], max_iter=5000).fit((x - mean) / scale, y)
+    print(f"  {len(y)} rows, {int(y.sum())} positives, C={best[1]}, validation AP {best[0]:.4f}")
+    for name, w in sorted(zip(names, clf.coef_[0]), key=lambda t: -abs(t[1]))[:8]:
+        print(f"    {name:>24} {w:+.3f}")
+    return Logistic(names, mean.astype(np.float32), scale.astype(np.float32),
+                    clf.coef_[0].astype(np.float32), float(clf.intercept_[0])), round(best[0], 4)
+
+
+def main() -> None:
+    from compressors import features, packing
+    from compressors.base import CompressionJob
+    from hotpot_to_batch import convert
+    from middleware.library import Ragpress
+
+    engine = Ragpress()
+    tok = engine.models.tokenizers.get("gpt-4o")
+    embed = engine.models.static_embedder().embed
+    rows = [json.loads(l) for l in DATA.read_text(encoding="utf-8").splitlines() if l.strip()]
+    rows = [r for r in rows if r.get("supporting_facts") and r.get("context")]
+    items = []
+    for row in rows:
+        line, gold = convert(row, None)
+        req = engine.request(line["query"], line["documents"], 300)
+        seg = packing.segment(req.documents)
+        if not seg.units:
+            continue
+        ctx = features.prepare(CompressionJob(req.query, req.documents, 300, tok), seg, embed)
+        gold_titles = {t for t, _ in gold["supporting_facts"]}
+        facts = {(t, i) for t, i in gold["supporting_facts"]}
+        doc_y = np.array([d.title in gold_titles for d in req.documents], dtype=np.int64)
+        unit_y = np.array([any((req.documents[u.doc].title, i) in facts and (u.text in s or s in u.text)
+                               for i, s in enumerate(gold["sentences"][req.documents[u.doc].title]))
+                           for u in seg.units], dtype=np.int64)
+        val = int(hashlib.sha1(row["id"].encode()).hexdigest(), 16) % 5 == 0
+        items.append((ctx, doc_y, unit_y, val))
+
+    def stack(mats, ys, per_item_val):
+        return np.concatenate(mats), np.concatenate(ys), np.concatenate(per_item_val)
+
+    print("stage 1 (documents)")
+    d1s = [features.doc_features_1(ctx) for ctx, *_ in items]
+    x, y, val = stack(d1s, [it[1] for it in items], [np.full(len(it[1]), it[3]) for it in items])
+    doc1, ap1 = fit(x, y, val, features.DOC_FEATURES_1)
+    print("stage 2 (documents with bridges)")
+    d2s = [features.doc_features_2(ctx, d1, doc1(d1)) for (ctx, *_), d1 in zip(items, d1s)]
+    x, y, val = stack(d2s, [it[1] for it in items], [np.full(len(it[1]), it[3]) for it in items])
+    doc2, ap2 = fit(x, y, val, features.DOC_FEATURES_2)
+    print("units")
+    us = [features.unit_features(ctx, doc2(d2)) for (ctx, *_), d2 in zip(items, d2s)]
+    x, y, val = stack(us, [it[2] for it in items], [np.full(len(it[2]), it[3]) for it in items])
+    unit, ap3 = fit(x, y, val, features.UNIT_FEATURES)
+    spec = {"doc1": doc1.to_json(), "doc2": doc2.to_json(), "unit": unit.to_json(),
+            "trained_on": DATA.name, "questions": len(items),
+            "validation_average_precision": {"doc1": ap1, "doc2": ap2, "unit": ap3}}
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(spec, indent=1))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

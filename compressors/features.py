@@ -1,0 +1,158 @@
+"""Context-aware features: documents first, then each unit judged with its document.
+
+Stage 1, per document: lexical (BM25 of the document), embedding (static-MiniLM
+cosine), the title named in the question, the best unit's scores, and a bridge
+signal (its title is mentioned by relevant other documents, relevance from the
+cheap first scores). Stage 2 adds the bridge again, weighted by the first doc
+head's probabilities (multi-hop: the second hop is the entity the first hop names).
+Per unit: its own lexical and embedding scores and ranks, position, length,
+neighbours, whether it mentions the title of a relevant other document, and the
+document's probability.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from compressors import lexical, packing
+from compressors.base import CompressionJob
+
+DOC_FEATURES_1 = ("bm25_doc", "cos_doc", "cos_doc_rank", "bm25_doc_rank", "title_in_query", "query_coverage",
+                  "best_unit_bm25", "best_unit_cos", "first_unit_cos", "bridge_cheap")
+DOC_FEATURES_2 = DOC_FEATURES_1 + ("p_doc1", "p_doc1_rank", "bridge_p1", "mentions_top_p1")
+UNIT_FEATURES = ("bm25_unit", "bm25_unit_rank", "cos_unit", "cos_unit_rank", "query_overlap",
+                 "p_doc", "p_doc_rank", "inv_position", "is_first", "log_tokens", "has_number",
+                 "neighbour_bm25", "mentions_relevant_title", "unit_rank_in_doc")
+_PAREN = re.compile(r"\s*\([^)]*\)\s*$")
+_NUMBER = re.compile(r"\d")
+
+
+def _norm(x: np.ndarray) -> np.ndarray:
+    top = float(x.max()) if x.size else 0.0
+    return (x / top if top > 0 else np.zeros_like(x)).astype(np.float32)
+
+
+def rank01(x: np.ndarray) -> np.ndarray:
+    """1 for the best, falling to 0 for the worst."""
+    n = len(x)
+    if n <= 1:
+        return np.ones(n, dtype=np.float32)
+    order = np.argsort(-x, kind="stable")
+    ranks = np.empty(n, dtype=np.float32)
+    ranks[order] = np.arange(n, dtype=np.float32)
+    return 1.0 - ranks / (n - 1)
+
+
+def _padded(text: str) -> str:
+    return " " + " ".join(lexical.tokenize(text)) + " "
+
+
+@dataclass
+class Context:
+    """Everything computed once per request and shared by the stages."""
+
+    job: CompressionJob
+    seg: packing.Segmented
+    doc_of: np.ndarray
+    bm_u: np.ndarray
+    cos_u: np.ndarray
+    bm_d: np.ndarray
+    cos_d: np.ndarray
+    title_keys: list[str]
+    doc_norm: list[str]
+    unit_norm: list[str]
+    q_tokens: set[str]
+
+    def mention(self, source_texts: list[str], source_doc: list[int], weights: np.ndarray) -> np.ndarray:
+        """For each target document: max weight of a source (of another document) naming its title."""
+        out = np.zeros(len(self.title_keys), dtype=np.float32)
+        for d, key in enumerate(self.title_keys):
+            if key:
+                out[d] = max((weights[k] for k, text in enumerate(source_texts)
+                              if source_doc[k] != d and key in text), default=0.0)
+        return out
+
+
+def prepare(job: CompressionJob, seg: packing.Segmented, embed: Callable[[list[str]], np.ndarray]) -> Context:
+    docs = job.documents
+    n, nd = len(seg.units), len(docs)
+    titled = [f"{docs[u.doc].title.strip()}: {u.text}" if docs[u.doc].title.strip() else u.text for u in seg.units]
+    doc_texts = [f"{d.title} {d.text}" for d in docs]
+    if job.query.strip():
+        vecs = embed([job.query, *titled, *doc_texts])
+        cos_u = np.clip(vecs[1:1 + n] @ vecs[0], 0, 1)
+        cos_d = np.clip(vecs[1 + n:] @ vecs[0], 0, 1)
+    else:
+        cos_u, cos_d = np.zeros(n, np.float32), np.zeros(nd, np.float32)
+    return Context(
+        job=job, seg=seg, doc_of=np.array([u.doc for u in seg.units], dtype=np.int64),
+        bm_u=lexical.bm25(job.query, titled), cos_u=cos_u.astype(np.float32),
+        bm_d=lexical.bm25(job.query, doc_texts), cos_d=cos_d.astype(np.float32),
+        title_keys=[_padded(_PAREN.sub("", d.title)) if lexical.tokenize(d.title) else "" for d in docs],
+        doc_norm=[_padded(d.text) for d in docs], unit_norm=[_padded(u.text) for u in seg.units],
+        q_tokens=set(lexical.tokenize(job.query)))
+
+
+def doc_features_1(ctx: Context) -> np.ndarray:
+    nd = len(ctx.job.documents)
+    q_pad = _padded(ctx.job.query)
+    title_in_query = np.array([1.0 if k and k in q_pad else
+                               (0.5 * len(set(k.split()) & ctx.q_tokens) / max(1, len(k.split())) if k else 0.0)
+                               for k in ctx.title_keys], dtype=np.float32)
+    coverage = np.array([len(ctx.q_tokens & set(t.split())) / max(1, len(ctx.q_tokens)) for t in ctx.doc_norm],
+                        dtype=np.float32)
+    bm_un, best_bm, best_cos, first_cos = _norm(ctx.bm_u), np.zeros(nd, np.float32), np.zeros(nd, np.float32), np.zeros(nd, np.float32)
+    for i, u in enumerate(ctx.seg.units):
+        best_bm[u.doc] = max(best_bm[u.doc], bm_un[i])
+        best_cos[u.doc] = max(best_cos[u.doc], ctx.cos_u[i])
+        if u.index == 0:
+            first_cos[u.doc] = ctx.cos_u[i]
+    cheap = 0.5 * _norm(ctx.bm_d) + 0.5 * _norm(ctx.cos_d) + title_in_query
+    bridge = ctx.mention(ctx.doc_norm, list(range(nd)), _norm(cheap))
+    return np.stack([_norm(ctx.bm_d), ctx.cos_d, rank01(ctx.cos_d), rank01(ctx.bm_d), title_in_query, coverage,
+                     best_bm, best_cos, first_cos, bridge], axis=1).astype(np.float32)
+
+
+def doc_features_2(ctx: Context, d1: np.ndarray, p1: np.ndarray) -> np.ndarray:
+    nd = len(ctx.job.documents)
+    bridge = ctx.mention(ctx.doc_norm, list(range(nd)), p1)
+    top = int(np.argmax(p1)) if nd else 0
+    # Does this document name the title of the most likely document (the reverse hop)?
+    mentions_top = np.array([p1[top] if d != top and ctx.title_keys[top] and ctx.title_keys[top] in ctx.doc_norm[d]
+                             else 0.0 for d in range(nd)], dtype=np.float32)
+    return np.concatenate([d1, np.stack([p1, rank01(p1), bridge, mentions_top], axis=1)], axis=1).astype(np.float32)
+
+
+def unit_features(ctx: Context, p_doc: np.ndarray) -> np.ndarray:
+    seg, n = ctx.seg, len(ctx.seg.units)
+    if n == 0:
+        return np.zeros((0, len(UNIT_FEATURES)), np.float32)
+    bm_un = _norm(ctx.bm_u)
+    overlap = np.array([len(ctx.q_tokens & set(t.split())) / max(1, len(ctx.q_tokens)) for t in ctx.unit_norm],
+                       dtype=np.float32)
+    mentions = np.array([max((p_doc[o] for o, key in enumerate(ctx.title_keys)
+                              if o != u.doc and key and key in ctx.unit_norm[i]), default=0.0)
+                         for i, u in enumerate(seg.units)], dtype=np.float32)
+    neighbour = np.zeros(n, dtype=np.float32)
+    rank_in_doc = np.zeros(n, dtype=np.float32)
+    for d in set(ctx.doc_of.tolist()):
+        idx = np.flatnonzero(ctx.doc_of == d)
+        rank_in_doc[idx] = rank01(bm_un[idx] + ctx.cos_u[idx])
+    for i in range(n):
+        for j in (i - 1, i + 1):
+            if 0 <= j < n and ctx.doc_of[j] == ctx.doc_of[i]:
+                neighbour[i] = max(neighbour[i], bm_un[j])
+    tokens = np.array([ctx.job.tokenizer.count(u.text) for u in seg.units], dtype=np.float32)
+    return np.stack([
+        bm_un, rank01(ctx.bm_u), ctx.cos_u, rank01(ctx.cos_u), overlap,
+        p_doc[ctx.doc_of], rank01(p_doc)[ctx.doc_of],
+        np.array([1.0 / (1 + u.index) for u in seg.units], dtype=np.float32),
+        np.array([1.0 if u.index == 0 else 0.0 for u in seg.units], dtype=np.float32),
+        np.log1p(tokens) / 5.0,
+        np.array([1.0 if _NUMBER.search(u.text) else 0.0 for u in seg.units], dtype=np.float32),
+        neighbour, mentions, rank_in_doc,
+    ], axis=1).astype(np.float32)

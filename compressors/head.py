@@ -1,0 +1,76 @@
+"""The trained scoring heads of the extractive method (weights in compressors/data/).
+
+Three logistic regressions applied in turn: documents (stage 1), documents again
+with multi-hop bridges weighted by stage 1 (stage 2), then units with their
+document's probability. Trained by ``bench/train_extractive_head.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from compressors import features, packing
+from compressors.base import CompressionJob
+
+HEAD_PATH = Path(__file__).resolve().parent / "data" / "extractive_head.json"
+
+
+@dataclass(frozen=True)
+class Logistic:
+    names: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
+        z = ((x - self.mean) / self.scale) @ self.coef + self.intercept
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+    def to_json(self) -> dict:
+        return {"features": list(self.names), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "coef": self.coef.tolist(), "intercept": self.intercept}
+
+    @classmethod
+    def from_json(cls, spec: dict, expected: tuple[str, ...]) -> "Logistic":
+        if tuple(spec["features"]) != expected:
+            raise RuntimeError("the extractive head was trained on other features; "
+                               "retrain: python bench/train_extractive_head.py")
+        return cls(expected, np.array(spec["mean"], np.float32), np.array(spec["scale"], np.float32),
+                   np.array(spec["coef"], np.float32), float(spec["intercept"]))
+
+
+@dataclass(frozen=True)
+class Scores:
+    unit: np.ndarray   # probability that each unit is evidence
+    doc: np.ndarray    # probability that each document holds evidence
+
+
+@dataclass(frozen=True)
+class Heads:
+    doc1: Logistic
+    doc2: Logistic
+    unit: Logistic
+
+    def score(self, job: CompressionJob, seg: packing.Segmented, embed: Callable) -> Scores:
+        ctx = features.prepare(job, seg, embed)
+        d1 = features.doc_features_1(ctx)
+        p1 = self.doc1(d1)
+        p_doc = self.doc2(features.doc_features_2(ctx, d1, p1))
+        return Scores(self.unit(features.unit_features(ctx, p_doc)), p_doc)
+
+
+@lru_cache(maxsize=1)
+def load(path: Path = HEAD_PATH) -> Heads:
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    return Heads(Logistic.from_json(spec["doc1"], features.DOC_FEATURES_1),
+                 Logistic.from_json(spec["doc2"], features.DOC_FEATURES_2),
+                 Logistic.from_json(spec["unit"], features.UNIT_FEATURES))
