@@ -196,3 +196,19 @@ def test_concurrent_upserts_and_searches_keep_the_invariants():
     # ids 1..4 of every writer were written last by an upsert and never deleted
     assert {f"{t}-{i}" for t in range(4) for i in range(1, 5)} <= set(c.ids())
     assert set(c.ids()) <= {f"{t}-{i}" for t in range(4) for i in range(5)}
+
+
+def test_bm25_scores_match_rank_bm25():
+    """The inverted-index scoring gives rank-bm25's own scores (same idf variant)."""
+    from retrievers.lexical import Bm25Index, _okapi, tokenize
+
+    texts = ["the cat sat on the mat", "a dog and a cat", "dogs bark at night", "the the the", "mat mat cat"]
+    index = Bm25Index()
+    index.rebuild(enumerate(texts, start=100))
+    reference = _okapi()([tokenize(t) for t in texts]).get_scores(tokenize("cat mat the"))
+    got = dict(index.search("cat mat the", n=10))
+    assert set(got) == {100, 101, 103, 104}
+    for i, ref in enumerate(reference):
+        assert got.get(100 + i, 0.0) == pytest.approx(ref)
+    assert [cid for cid, _ in index.search("cat mat the", n=2, allowed={101, 103})] == \
+        sorted([101, 103], key=lambda c: -got[c])
