@@ -22,13 +22,42 @@ from compressors import lexical, packing
 from compressors.base import CompressionJob
 
 DOC_FEATURES_1 = ("bm25_doc", "cos_doc", "cos_doc_rank", "bm25_doc_rank", "title_in_query", "query_coverage",
-                  "best_unit_bm25", "best_unit_cos", "first_unit_cos", "bridge_cheap")
+                  "best_unit_bm25", "best_unit_cos", "first_unit_cos", "bridge_cheap", "entity_coverage")
 DOC_FEATURES_2 = DOC_FEATURES_1 + ("p_doc1", "p_doc1_rank", "bridge_p1", "mentions_top_p1")
 UNIT_FEATURES = ("bm25_unit", "bm25_unit_rank", "cos_unit", "cos_unit_rank", "query_overlap",
                  "p_doc", "p_doc_rank", "inv_position", "is_first", "log_tokens", "has_number",
-                 "neighbour_bm25", "mentions_relevant_title", "unit_rank_in_doc")
+                 "neighbour_bm25", "mentions_relevant_title", "unit_rank_in_doc", "answer_type_match",
+                 "entity_in_unit")
 _PAREN = re.compile(r"\s*\([^)]*\)\s*$")
 _NUMBER = re.compile(r"\d")
+# Named things in a question: quoted strings and runs of capitalised words.
+_ENTITY = re.compile(r"\"([^\"]+)\"|((?:[A-Z][\w'.-]*\s?)+)")
+_YEAR = re.compile(r"\b(1\d{3}|20\d{2})\b|\b(January|February|March|April|May|June|July|August|September|"
+                   r"October|November|December)\b")
+_NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
+# What kind of answer a question asks for, and how a unit shows it has one.
+_ANSWER_TYPES = (
+    (re.compile(r"\b(when|what year|which year|what date|how old)\b", re.I), _YEAR),
+    (re.compile(r"\b(how many|how much|what number|how long|how far|how tall)\b", re.I), _NUMBER),
+    (re.compile(r"\b(who|whom|whose)\b", re.I), _NAME),
+)
+
+
+def question_entities(query: str) -> list[str]:
+    found = []
+    for quoted, caps in _ENTITY.findall(query):
+        text = (quoted or caps).strip()
+        key = " ".join(lexical.tokenize(text))
+        if key and key not in found:
+            found.append(key)
+    return found
+
+
+def answer_type_pattern(query: str):
+    for question, unit_pattern in _ANSWER_TYPES:
+        if question.search(query):
+            return unit_pattern
+    return None
 
 
 def _norm(x: np.ndarray) -> np.ndarray:
@@ -66,6 +95,7 @@ class Context:
     doc_norm: list[str]
     unit_norm: list[str]
     q_tokens: set[str]
+    entities: list[str]
 
     def mention(self, source_texts: list[str], source_doc: list[int], weights: np.ndarray) -> np.ndarray:
         """For each target document: max weight of a source (of another document) naming its title."""
@@ -94,7 +124,7 @@ def prepare(job: CompressionJob, seg: packing.Segmented, embed: Callable[[list[s
         bm_d=lexical.bm25(job.query, doc_texts), cos_d=cos_d.astype(np.float32),
         title_keys=[_padded(_PAREN.sub("", d.title)) if lexical.tokenize(d.title) else "" for d in docs],
         doc_norm=[_padded(d.text) for d in docs], unit_norm=[_padded(u.text) for u in seg.units],
-        q_tokens=set(lexical.tokenize(job.query)))
+        q_tokens=set(lexical.tokenize(job.query)), entities=question_entities(job.query))
 
 
 def doc_features_1(ctx: Context) -> np.ndarray:
@@ -113,8 +143,11 @@ def doc_features_1(ctx: Context) -> np.ndarray:
             first_cos[u.doc] = ctx.cos_u[i]
     cheap = 0.5 * _norm(ctx.bm_d) + 0.5 * _norm(ctx.cos_d) + title_in_query
     bridge = ctx.mention(ctx.doc_norm, list(range(nd)), _norm(cheap))
+    titled_docs = [ctx.title_keys[d] + ctx.doc_norm[d] for d in range(nd)]
+    entity_cov = np.array([sum(f" {e} " in t for e in ctx.entities) / max(1, len(ctx.entities)) for t in titled_docs],
+                          dtype=np.float32)
     return np.stack([_norm(ctx.bm_d), ctx.cos_d, rank01(ctx.cos_d), rank01(ctx.bm_d), title_in_query, coverage,
-                     best_bm, best_cos, first_cos, bridge], axis=1).astype(np.float32)
+                     best_bm, best_cos, first_cos, bridge, entity_cov], axis=1).astype(np.float32)
 
 
 def doc_features_2(ctx: Context, d1: np.ndarray, p1: np.ndarray) -> np.ndarray:
@@ -147,6 +180,11 @@ def unit_features(ctx: Context, p_doc: np.ndarray) -> np.ndarray:
             if 0 <= j < n and ctx.doc_of[j] == ctx.doc_of[i]:
                 neighbour[i] = max(neighbour[i], bm_un[j])
     tokens = np.array([ctx.job.tokenizer.count(u.text) for u in seg.units], dtype=np.float32)
+    pattern = answer_type_pattern(ctx.job.query)
+    type_match = np.array([1.0 if pattern is not None and pattern.search(u.text) else 0.0 for u in seg.units],
+                          dtype=np.float32)
+    entity_in_unit = np.array([sum(f" {e} " in t for e in ctx.entities) / max(1, len(ctx.entities))
+                               for t in ctx.unit_norm], dtype=np.float32)
     return np.stack([
         bm_un, rank01(ctx.bm_u), ctx.cos_u, rank01(ctx.cos_u), overlap,
         p_doc[ctx.doc_of], rank01(p_doc)[ctx.doc_of],
@@ -154,5 +192,5 @@ def unit_features(ctx: Context, p_doc: np.ndarray) -> np.ndarray:
         np.array([1.0 if u.index == 0 else 0.0 for u in seg.units], dtype=np.float32),
         np.log1p(tokens) / 5.0,
         np.array([1.0 if _NUMBER.search(u.text) else 0.0 for u in seg.units], dtype=np.float32),
-        neighbour, mentions, rank_in_doc,
+        neighbour, mentions, rank_in_doc, type_match, entity_in_unit,
     ], axis=1).astype(np.float32)

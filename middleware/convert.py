@@ -159,6 +159,57 @@ def compress_request_to_pb(req: CompressRequest) -> pb.CompressRequest:
     return msg
 
 
+# GetUsage. The wire's group-by enum maps to the ledger's keys; an unset time is open-ended.
+_GROUP_BY = {pb.USAGE_GROUP_BY_TENANT: "tenant", pb.USAGE_GROUP_BY_MODEL: "model",
+             pb.USAGE_GROUP_BY_METHOD: "method", pb.USAGE_GROUP_BY_DAY: "day"}
+
+
+def usage_query_from_pb(msg: pb.GetUsageRequest):
+    from middleware.accounting.records import UsageQuery
+
+    keys = []
+    for value in msg.group_by:
+        if value not in _GROUP_BY:
+            raise InvalidArgument(f"group_by: {pb.UsageGroupBy.Name(value) if value in pb.UsageGroupBy.values() else value}"
+                                  f" is not a grouping; use TENANT, MODEL, METHOD or DAY")
+        keys.append(_GROUP_BY[value])
+    start = msg.start_time.ToNanoseconds() / 1e9 if msg.HasField("start_time") else 0.0
+    end = msg.end_time.ToNanoseconds() / 1e9 if msg.HasField("end_time") else math.inf
+    return UsageQuery(start=start, end=end, group_by=tuple(keys))
+
+
+def usage_rows_to_pb(rows) -> pb.GetUsageResponse:
+    return pb.GetUsageResponse(rows=[pb.UsageRow(
+        group=dict(r.group), requests=r.requests, original_tokens=r.original_tokens,
+        compressed_tokens=r.compressed_tokens, completion_tokens=r.completion_tokens,
+        cost_before_usd=r.cost_before_usd, cost_after_usd=r.cost_after_usd, saved_usd=r.saved_usd,
+        compressor_latency_ms=r.latency_ms, cached_tokens=r.cached_tokens, compute_usd=r.compute_usd,
+        net_saved_usd=r.net_saved_usd) for r in rows])
+
+
+def usage_rows_from_pb(msg: pb.GetUsageResponse):
+    from middleware.accounting.records import UsageRow
+
+    return [UsageRow(group=dict(r.group), requests=r.requests, original_tokens=r.original_tokens,
+                     compressed_tokens=r.compressed_tokens, completion_tokens=r.completion_tokens,
+                     cached_tokens=r.cached_tokens, cost_before_usd=r.cost_before_usd,
+                     cost_after_usd=r.cost_after_usd, compute_usd=r.compute_usd,
+                     latency_ms=r.compressor_latency_ms) for r in msg.rows]
+
+
+def usage_request_to_pb(start: float | None, end: float | None, group_by) -> pb.GetUsageRequest:
+    names = {v: k for k, v in _GROUP_BY.items()}
+    unknown = [g for g in group_by if g not in names]
+    if unknown:
+        raise InvalidArgument(f"cannot group usage by {unknown}; known: {sorted(names)}")
+    msg = pb.GetUsageRequest(group_by=[names[g] for g in group_by])
+    if start is not None:
+        msg.start_time.FromNanoseconds(int(start * 1e9))
+    if end is not None and math.isfinite(end):
+        msg.end_time.FromNanoseconds(int(end * 1e9))
+    return msg
+
+
 # -- retrieval (Index, Retrieve, Compress from a collection) ---------------------
 _MODES = {pb.RETRIEVAL_MODE_UNSPECIFIED: "dense", pb.RETRIEVAL_MODE_DENSE: "dense",
           pb.RETRIEVAL_MODE_LEXICAL: "lexical", pb.RETRIEVAL_MODE_HYBRID: "hybrid"}

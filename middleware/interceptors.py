@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
+import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 import grpc
 
@@ -43,6 +44,14 @@ class Call:
 
 
 CALL: contextvars.ContextVar[Call] = contextvars.ContextVar("ragpress_call")
+# A handler sets the compression method(s) of its call here, for the latency histogram.
+METHOD_LABEL: contextvars.ContextVar[str] = contextvars.ContextVar("ragpress_method_label", default="")
+
+
+class Observer(Protocol):
+    """Told about every finished RPC (metrics); must not raise or block."""
+
+    def observe_rpc(self, rpc: str, method: str, code: str, seconds: float) -> None: ...
 
 
 def status_for(exc: errors.RagpressError) -> grpc.StatusCode:
@@ -75,8 +84,20 @@ async def _fail(context: grpc.aio.ServicerContext, call: Call | None, exc: BaseE
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Sets the call context and maps exceptions to statuses for every RPC of ours."""
 
-    def __init__(self, service_prefix: str = "/ragpress.") -> None:
+    def __init__(self, service_prefix: str = "/ragpress.", observer: Observer | None = None) -> None:
         self._prefix = service_prefix
+        self._observer = observer
+
+    def _observe(self, rpc: str, context: grpc.aio.ServicerContext, started: float, exc: BaseException | None) -> None:
+        if self._observer is None:
+            return
+        if exc is None:
+            code = "OK"
+        elif isinstance(exc, errors.RagpressError):
+            code = status_for(exc).name
+        else:  # an abort (already carries its code) or a bug (INTERNAL)
+            code = getattr(context.code(), "name", None) or "INTERNAL"
+        self._observer.observe_rpc(rpc, METHOD_LABEL.get(), code, time.perf_counter() - started)
 
     async def intercept_service(self, continuation: Callable[[Any], Awaitable[grpc.RpcMethodHandler]],
                                 details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
@@ -89,15 +110,19 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 call = None
+                started, failure = time.perf_counter(), None
                 try:
                     call = _call_from(context, method)
                     CALL.set(call)
                     await context.send_initial_metadata(((REQUEST_ID_KEY, call.request_id),))
                     return await inner(request, context)
                 except Exception as exc:  # noqa: BLE001 - this is the one place that maps them
+                    failure = exc
                     if _is_abort(exc):
                         raise
                     await _fail(context, call, exc)
+                finally:
+                    self._observe(method, context, started, failure)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary, request_deserializer=handler.request_deserializer,
@@ -107,6 +132,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
             async def stream(request: Any, context: grpc.aio.ServicerContext):
                 call = None
+                started, failure = time.perf_counter(), None
                 try:
                     call = _call_from(context, method)
                     CALL.set(call)
@@ -114,9 +140,12 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                     async for item in inner_stream(request, context):
                         yield item
                 except Exception as exc:  # noqa: BLE001
+                    failure = exc
                     if _is_abort(exc):
                         raise
                     await _fail(context, call, exc)
+                finally:
+                    self._observe(method, context, started, failure)
 
             return grpc.unary_stream_rpc_method_handler(
                 stream, request_deserializer=handler.request_deserializer,

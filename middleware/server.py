@@ -8,6 +8,7 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -33,6 +34,13 @@ class RunningServer:
     engine: Ragpress
     executor: ThreadPoolExecutor
     ready: asyncio.Task
+    # middleware.accounting Recorder (ledger + metrics) and HttpEndpoint (None when metrics_port is -1).
+    recorder: Any = None
+    http: Any = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.http.port if self.http is not None else None
 
     @property
     def address(self) -> str:
@@ -44,6 +52,11 @@ class RunningServer:
         self.ready.cancel()
         await self.server.stop(self.engine.settings.drain_seconds if grace is None else grace)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        # In-flight calls have finished and recorded: now write every pending usage record.
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.close)
+        if self.http is not None:
+            await asyncio.to_thread(self.http.close)
 
 
 async def start(settings: Settings, engine: Ragpress | None = None) -> RunningServer:
@@ -51,22 +64,36 @@ async def start(settings: Settings, engine: Ragpress | None = None) -> RunningSe
 
     Health reports NOT_SERVING until the models are loaded and have run once.
     """
+    from middleware.accounting import Recorder, prices
+    from middleware.accounting.http import HttpEndpoint
+
     engine = engine or Ragpress(settings)
     executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="ragpress-worker")
+    recorder = Recorder(settings)
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),
     ]
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=options)
-    pb_grpc.add_RagpressServiceServicer_to_server(RagpressServicer(settings, engine.pipeline, executor, engine.collections), server)
+    server = grpc.aio.server(interceptors=[ErrorInterceptor(observer=recorder.metrics)], options=options)
+    pb_grpc.add_RagpressServiceServicer_to_server(
+        RagpressServicer(settings, engine.pipeline, executor, recorder, collections=engine.collections), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if port == 0:
+        recorder.close()
         raise OSError(f"could not bind {settings.host}:{settings.port}")
+    http = None
+    if settings.metrics_port >= 0:
+        try:
+            http = HttpEndpoint(recorder, settings.host, settings.metrics_port)
+        except OSError:
+            recorder.close()
+            raise
+        log.info("metrics on http://%s:%d/metrics, dashboard on /dashboard", settings.host, http.port)
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, NOT_SERVING)
     await server.start()
@@ -76,6 +103,9 @@ async def start(settings: Settings, engine: Ragpress | None = None) -> RunningSe
         if settings.warm_up:
             try:
                 await asyncio.get_running_loop().run_in_executor(executor, engine.models.warm_up)
+                # litellm's price map takes seconds to import; load it before traffic arrives.
+                await asyncio.get_running_loop().run_in_executor(
+                    executor, prices.prompt_cost, settings.default_model, 1)
             except Exception:
                 log.exception("warm-up failed; health stays NOT_SERVING")
                 raise
@@ -84,7 +114,7 @@ async def start(settings: Settings, engine: Ragpress | None = None) -> RunningSe
         log.info("SERVING on %s:%d (warm-up %.1f s)", settings.host, port, time.perf_counter() - started)
 
     ready = asyncio.create_task(warm())
-    return RunningServer(server, port, health_servicer, engine, executor, ready)
+    return RunningServer(server, port, health_servicer, engine, executor, ready, recorder, http)
 
 
 async def serve(settings: Settings) -> None:

@@ -11,7 +11,7 @@ import grpc
 
 from middleware import convert
 from middleware.errors import DeadlineExceeded, Unimplemented
-from middleware.interceptors import CALL
+from middleware.interceptors import CALL, METHOD_LABEL
 from middleware.pipeline import Pipeline
 from middleware.settings import Settings
 from ragpress.v1 import ragpress_pb2 as pb
@@ -25,11 +25,14 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RagpressService"].full_name
 
 
 class RagpressServicer(pb_grpc.RagpressServiceServicer):
-    def __init__(self, settings: Settings, pipeline: Pipeline, executor: Executor,
+    def __init__(self, settings: Settings, pipeline: Pipeline, executor: Executor, recorder=None,
                  collections: "Collections | None" = None) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.executor = executor
+        # middleware.accounting.Recorder, or None (no ledger, no metrics). Token-spending
+        # handlers call self.recorder.record_usage(...) once per call; see docs/accounting.md.
+        self.recorder = recorder
         self.collections = collections
 
     async def _offload(self, context: grpc.aio.ServicerContext, fn: Callable[[], T]) -> T:
@@ -43,6 +46,7 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
 
     async def Compress(self, request: pb.CompressRequest, context: grpc.aio.ServicerContext) -> pb.CompressResponse:
         domain = convert.compress_request_from_pb(request, self.settings)
+        METHOD_LABEL.set("+".join(s.method for s in domain.pipeline))
         source = convert.compress_source_from_pb(request)
         call = CALL.get()
         if source is None:
@@ -53,6 +57,8 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
             work = functools.partial(ops.retrieve_and_compress, self._collections(), self.pipeline, call.tenant,
                                      *source, domain, call.request_id)
         result = await self._offload(context, work)
+        if self.recorder is not None:
+            self.recorder.record_compress(result)
         return convert.compress_result_to_pb(result)
 
     def _collections(self) -> "Collections":
@@ -84,5 +90,9 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         work = functools.partial(ops.retrieve, self._collections(), CALL.get().tenant, name, query)
         return convert.hits_to_pb(await self._offload(context, work))
 
-    async def GetUsage(self, request, context):
-        raise Unimplemented("GetUsage is not implemented yet (cost accounting issue)")
+    async def GetUsage(self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext) -> pb.GetUsageResponse:
+        query = convert.usage_query_from_pb(request)
+        if self.recorder is None:
+            raise Unimplemented("this server runs without a usage ledger")
+        rows = await self._offload(context, functools.partial(self.recorder.query, query))
+        return convert.usage_rows_to_pb(rows)

@@ -42,6 +42,17 @@ class Settings:
     # Where derived model files (the static MiniLM table) are cached; empty: <venv>/share/ragpress.
     cache_dir: str = ""
     log_level: str = "INFO"
+    # Usage ledger: "" = SQLite in data_dir; "sqlite:///path.db"; "postgresql://..."; "none".
+    ledger_url: str = ""
+    # The ledger's writer thread commits a batch this often (or at ledger_batch_size records).
+    ledger_flush_seconds: float = 0.5
+    ledger_batch_size: int = 500
+    # HTTP port for /metrics and /dashboard: -1 off, 0 a free port (logged), else that port.
+    metrics_port: int = -1
+    # Distinct values a tenant/model/method Prometheus label may take; later ones become "other".
+    metrics_max_label_values: int = 50
+    # Price of the compressor's compute time, for the net saving (about one small cloud VM).
+    compute_usd_per_hour: float = 0.10
     # Chunks of indexed documents, in tokens of the embedding model (capped at what it reads).
     chunk_tokens: int = 200
     chunk_overlap_tokens: int = 32
@@ -86,6 +97,12 @@ class Settings:
             raise InvalidArgument(f"setting workers must be >= 1, got {self.workers}")
         if self.max_message_bytes < 1024:
             raise InvalidArgument("setting max_message_bytes must be >= 1024")
+        if not -1 <= self.metrics_port <= 65535:
+            raise InvalidArgument(f"setting metrics_port must be -1 (off) or in 0..65535, got {self.metrics_port}")
+        if not self.ledger_flush_seconds > 0 or self.ledger_batch_size < 1:
+            raise InvalidArgument("settings ledger_flush_seconds must be > 0 and ledger_batch_size >= 1")
+        if self.metrics_max_label_values < 1 or not self.compute_usd_per_hour >= 0:
+            raise InvalidArgument("settings metrics_max_label_values must be >= 1 and compute_usd_per_hour >= 0")
         if self.chunk_tokens < 8:
             raise InvalidArgument(f"setting chunk_tokens must be >= 8, got {self.chunk_tokens}")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens // 2 + 1:

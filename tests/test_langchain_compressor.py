@@ -31,7 +31,7 @@ DOCS = [
 
 @pytest.fixture(scope="module")
 def engine():
-    return Ragpress(Settings(port=0, embedding_model="hashing", persist_collections=False))
+    return Ragpress(Settings(port=0, embedding_model="hashing", persist_collections=False, ledger_url="none"))
 
 
 @pytest.fixture(scope="module")

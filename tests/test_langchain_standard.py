@@ -24,7 +24,7 @@ CORPUS = [
 
 
 def _engine() -> Ragpress:
-    engine = Ragpress(Settings(port=0, embedding_model="hashing", persist_collections=False))
+    engine = Ragpress(Settings(port=0, embedding_model="hashing", persist_collections=False, ledger_url="none"))
     engine.collections.get_or_create("cities").upsert(CORPUS)
     return engine
 

@@ -47,8 +47,9 @@ def test_methods():
 
 
 @pytest.fixture(scope="module")
-async def server(fast_engine, test_methods):
-    settings = Settings(port=0, embedding_model="hashing", max_message_bytes=256 * 1024, workers=2)
+async def server(fast_engine, test_methods, tmp_path_factory):
+    settings = Settings(port=0, embedding_model="hashing", max_message_bytes=256 * 1024, workers=2,
+                        data_dir=str(tmp_path_factory.mktemp("data")))
     running = await start(settings, fast_engine)
     await running.ready
     yield running
@@ -154,7 +155,6 @@ async def test_a_bug_is_internal_with_a_request_id_and_a_log_line(stub, caplog):
 @pytest.mark.parametrize("rpc, request_type", [
     ("SelectDemonstrations", pb.SelectDemonstrationsRequest),
     ("Generate", pb.GenerateRequest),
-    ("GetUsage", pb.GetUsageRequest),
 ])
 async def test_unbuilt_rpcs_are_unimplemented_and_named(stub, rpc, request_type):
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -207,7 +207,7 @@ async def test_health_reports_not_serving_until_warm(fast_engine):
     original = fast_engine.models.warm_up
     fast_engine.models.warm_up = lambda: (gate.wait(10), original())
     try:
-        running = await start(Settings(port=0, embedding_model="hashing"), fast_engine)
+        running = await start(Settings(port=0, embedding_model="hashing", ledger_url="none"), fast_engine)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
             health = health_pb2_grpc.HealthStub(ch)
             first = await health.Check(health_pb2.HealthCheckRequest(service=""))
@@ -222,7 +222,7 @@ async def test_health_reports_not_serving_until_warm(fast_engine):
 
 
 async def test_stop_drains_in_flight_calls(fast_engine, test_methods):
-    running = await start(Settings(port=0, embedding_model="hashing"), fast_engine)
+    running = await start(Settings(port=0, embedding_model="hashing", ledger_url="none"), fast_engine)
     await running.ready
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
         stub = pb_grpc.RagpressServiceStub(ch)

@@ -355,7 +355,7 @@ class GetUsageRequest(_message.Message):
     def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., group_by: _Optional[_Iterable[_Union[UsageGroupBy, str]]] = ...) -> None: ...
 
 class UsageRow(_message.Message):
-    __slots__ = ("group", "requests", "original_tokens", "compressed_tokens", "completion_tokens", "cost_before_usd", "cost_after_usd", "saved_usd", "compressor_latency_ms")
+    __slots__ = ("group", "requests", "original_tokens", "compressed_tokens", "completion_tokens", "cost_before_usd", "cost_after_usd", "saved_usd", "compressor_latency_ms", "cached_tokens", "compute_usd", "net_saved_usd")
     class GroupEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -372,6 +372,9 @@ class UsageRow(_message.Message):
     COST_AFTER_USD_FIELD_NUMBER: _ClassVar[int]
     SAVED_USD_FIELD_NUMBER: _ClassVar[int]
     COMPRESSOR_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_USD_FIELD_NUMBER: _ClassVar[int]
+    NET_SAVED_USD_FIELD_NUMBER: _ClassVar[int]
     group: _containers.ScalarMap[str, str]
     requests: int
     original_tokens: int
@@ -381,7 +384,10 @@ class UsageRow(_message.Message):
     cost_after_usd: float
     saved_usd: float
     compressor_latency_ms: float
-    def __init__(self, group: _Optional[_Mapping[str, str]] = ..., requests: _Optional[int] = ..., original_tokens: _Optional[int] = ..., compressed_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cost_before_usd: _Optional[float] = ..., cost_after_usd: _Optional[float] = ..., saved_usd: _Optional[float] = ..., compressor_latency_ms: _Optional[float] = ...) -> None: ...
+    cached_tokens: int
+    compute_usd: float
+    net_saved_usd: float
+    def __init__(self, group: _Optional[_Mapping[str, str]] = ..., requests: _Optional[int] = ..., original_tokens: _Optional[int] = ..., compressed_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cost_before_usd: _Optional[float] = ..., cost_after_usd: _Optional[float] = ..., saved_usd: _Optional[float] = ..., compressor_latency_ms: _Optional[float] = ..., cached_tokens: _Optional[int] = ..., compute_usd: _Optional[float] = ..., net_saved_usd: _Optional[float] = ...) -> None: ...
 
 class GetUsageResponse(_message.Message):
     __slots__ = ("rows",)
