@@ -285,3 +285,42 @@ def index_request_to_pb(req: "IndexRequest") -> pb.IndexRequest:
         msg.chunking.max_tokens = req.chunking.max_tokens
         msg.chunking.overlap_tokens = req.chunking.overlap_tokens
     return msg
+
+
+_FALLBACK_FROM_PB = {0: None, 1: "fail", 2: "retry", 3: "local"}
+
+
+def generate_request_from_pb(msg: pb.GenerateRequest, settings: Settings):
+    """GenerateRequest (wire) -> :class:`middleware.llm.generate.GenerateRequest`."""
+    from middleware.llm.generate import GenerateRequest, GenerationOptions
+    from middleware.llm.prompt import Demonstration
+
+    inner = pb.CompressRequest(query=msg.query, documents=msg.documents, model=msg.model, method=msg.method,
+                               pipeline=msg.pipeline, collection=msg.collection, retrieve_top_k=msg.retrieve_top_k)
+    if msg.HasField("budget"):
+        inner.budget.CopyFrom(msg.budget)
+    g = msg.generation
+    if g.temperature != g.temperature or g.top_p != g.top_p:  # NaN
+        raise InvalidArgument("generation.temperature and generation.top_p must be numbers")
+    return GenerateRequest(
+        compress=compress_request_from_pb(inner, settings),
+        system_prompt=msg.system_prompt,
+        demonstrations=tuple(Demonstration(d.id or str(i), d.input, d.output) for i, d in enumerate(msg.demonstrations)),
+        options=GenerationOptions(max_tokens=g.max_tokens or None, temperature=g.temperature,
+                                  top_p=g.top_p or None, stop=tuple(g.stop)),
+        fallback=_FALLBACK_FROM_PB.get(int(msg.fallback)),
+        template=msg.template,
+    )
+
+
+def generate_result_to_pb(result) -> pb.GenerateResponse:
+    """:class:`middleware.llm.generate.GenerateResult` -> GenerateResponse (wire)."""
+    u, c = result.usage, result.cost
+    return pb.GenerateResponse(
+        text=result.text, model=result.model, fell_back=result.fell_back, fallback_reason=result.fallback_reason,
+        usage=pb.Usage(prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
+                       original_prompt_tokens=u.original_prompt_tokens, cached_prompt_tokens=u.cached_prompt_tokens),
+        cost=pb.Cost(cost_usd=c.cost_usd, original_cost_usd=c.original_cost_usd, saved_usd=c.saved_usd),
+        compression=compress_result_to_pb(result.compression),
+        request_id=result.request_id,
+    )

@@ -22,6 +22,9 @@ class Ragpress:
         self.pipeline = Pipeline(self.models)
         self._collections = None
         self._collections_lock = threading.Lock()
+        from middleware.llm.generate import Generator
+
+        self.generator = Generator(self.settings, self.models, self.pipeline)
 
     @property
     def collections(self):
@@ -54,6 +57,25 @@ class Ragpress:
     def compress(self, query: str, documents: Iterable[Document | Mapping[str, Any]],
                  budget: Budget | int | float, **kwargs: Any) -> CompressResult:
         return self.pipeline.compress(self.request(query, documents, budget, **kwargs))
+
+    def generate(self, query: str, documents: Iterable[Document | Mapping[str, Any]],
+                 budget: Budget | int | float, *, system_prompt: str = "", max_tokens: int | None = None,
+                 fallback: str | None = None, tenant: str = "default", timeout: float | None = None,
+                 **kwargs: Any) -> Any:
+        """Compress, prompt and call the model (blocking); returns a ``GenerateResult``.
+
+        ``kwargs`` are those of :meth:`request` (``model`` may be ``"local/smollm2"``).
+        Not for use inside a running event loop (use ``generator.run`` there).
+        """
+        import asyncio
+
+        from middleware.llm.generate import GenerateRequest, GenerationOptions, collect
+
+        request = GenerateRequest(compress=self.request(query, documents, budget, **kwargs),
+                                  system_prompt=system_prompt, options=GenerationOptions(max_tokens=max_tokens),
+                                  fallback=fallback)
+        prepared = self.generator.prepare(request)
+        return asyncio.run(collect(self.generator.run(prepared, tenant=tenant, timeout=timeout, stream=False)))
 
 
 def as_budget(budget: Budget | int | float) -> Budget:

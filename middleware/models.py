@@ -10,11 +10,12 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 from middleware.errors import Unavailable
 from middleware.settings import Settings
-from middleware.tokens import TokenizerRegistry
+from middleware.tokens import ModelTokenizer, TokenizerRegistry, hf_tokenizer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -167,6 +168,9 @@ class ModelRegistry:
         self.tokenizers = TokenizerRegistry(settings.unknown_model)
         self._embedder = embedder
         self._lock = threading.Lock()
+        self._local: dict[str, Any] = {}
+        self._local_lock = threading.Lock()
+        self.tokenizers.add_resolver("local/", self._local_tokenizer)
 
     def embedder(self) -> Embedder:
         if self._embedder is None:
@@ -197,6 +201,47 @@ class ModelRegistry:
         for embedder in (self._embedder, getattr(self, "_static", None)):
             if hasattr(embedder, "clear_cache"):
                 embedder.clear_cache()
+
+    def local_runtime(self, model: str) -> Any:
+        """The :class:`~middleware.llm.runtime.LocalRuntime` of ``local/<name>``, loaded once."""
+        runtime = self._local.get(model)
+        if runtime is not None:
+            return runtime
+        with self._local_lock:
+            runtime = self._local.get(model)
+            if runtime is None:
+                from middleware.llm.local import load_local_model, local_name
+                from middleware.llm.prefix_cache import PrefixCache, PrefixCacheParams
+                from middleware.llm.runtime import LocalRuntime
+
+                name = local_name(model) or model
+                loaded = load_local_model(name, self._local_dir(name), self.settings.local_device,
+                                          self.settings.local_threads)
+                s = self.settings
+                cache = PrefixCache(PrefixCacheParams(s.prefix_cache_block, s.prefix_cache_bytes)) \
+                    if s.prefix_cache_bytes else None
+                runtime = LocalRuntime(loaded, cache, s.prefix_cache_codec)
+                self._local[model] = runtime
+        return runtime
+
+    def loaded_local_runtimes(self) -> dict[str, Any]:
+        """Local runtimes loaded so far, by model name (for metrics: ``runtime.cache.stats()``)."""
+        return dict(self._local)
+
+    def _local_dir(self, name: str) -> Path:
+        from middleware.llm.local import parse_model_dirs, resolve_dir
+
+        return resolve_dir(name, parse_model_dirs(self.settings.local_model_dirs),
+                           Path(self.settings.data_dir) / "models")
+
+    def _local_tokenizer(self, model: str) -> ModelTokenizer:
+        """A local model counts in its own tokenizer (loaded without the weights when possible)."""
+        from middleware.llm.local import load_tokenizer, local_name
+
+        runtime = self._local.get(model)
+        name = local_name(model) or model
+        tok = runtime.model.tokenizer if runtime is not None else load_tokenizer(self._local_dir(name))
+        return hf_tokenizer(model, f"hf:{name}", tok)
 
     def warm_up(self) -> None:
         """Load everything a default request needs and run it once."""

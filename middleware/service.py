@@ -19,6 +19,7 @@ from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
     from retrievers.collections import Collections
+    from middleware.llm.generate import Generator, Prepared
 
 T = TypeVar("T")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RagpressService"].full_name
@@ -26,13 +27,18 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RagpressService"].full_name
 
 class RagpressServicer(pb_grpc.RagpressServiceServicer):
     def __init__(self, settings: Settings, pipeline: Pipeline, executor: Executor, recorder=None,
-                 collections: "Collections | None" = None) -> None:
+                 generator: "Generator | None" = None, collections: "Collections | None" = None) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.executor = executor
         # middleware.accounting.Recorder, or None (no ledger, no metrics). Token-spending
         # handlers call self.recorder.record_usage(...) once per call; see docs/accounting.md.
         self.recorder = recorder
+        if generator is None:
+            from middleware.llm.generate import Generator
+
+            generator = Generator(settings, pipeline.models, pipeline)
+        self.generator = generator
         self.collections = collections
 
     async def _offload(self, context: grpc.aio.ServicerContext, fn: Callable[[], T]) -> T:
@@ -69,12 +75,42 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
     async def SelectDemonstrations(self, request, context):
         raise Unimplemented("SelectDemonstrations is not implemented yet (demonstration selection issue)")
 
-    async def Generate(self, request, context):
-        raise Unimplemented("Generate is not implemented yet (LLM gateway issue)")
+    async def _prepare(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> "Prepared":
+        domain = convert.generate_request_from_pb(request, self.settings)
+        rid = CALL.get().request_id
+        return await self._offload(context, functools.partial(self.generator.prepare, domain, rid))
 
-    async def GenerateStream(self, request, context):
-        raise Unimplemented("GenerateStream is not implemented yet (LLM gateway issue)")
-        yield  # pragma: no cover - makes this an async generator
+    async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
+        from middleware.llm.generate import collect
+
+        prepared = await self._prepare(request, context)
+        events = self.generator.run(prepared, tenant=CALL.get().tenant, timeout=context.time_remaining(), stream=False)
+        result = await collect(events)
+        self._record_generate(result)
+        return convert.generate_result_to_pb(result)
+
+    async def GenerateStream(self, request: pb.GenerateStreamRequest, context: grpc.aio.ServicerContext):
+        prepared = await self._prepare(request.request, context)
+        events = self.generator.run(prepared, tenant=CALL.get().tenant, timeout=context.time_remaining(), stream=True)
+        async for item in events:
+            if isinstance(item, str):
+                yield pb.GenerateStreamResponse(text_delta=item)
+            else:
+                self._record_generate(item)
+                yield pb.GenerateStreamResponse(final_response=convert.generate_result_to_pb(item))
+
+    def _record_generate(self, result) -> None:
+        """One ledger record and metrics update per answered Generate(Stream) call."""
+        if self.recorder is None:
+            return
+        u = result.usage
+        local = result.model.startswith("local/")
+        self.recorder.record_usage(
+            "Generate", model=result.model, method="+".join(s.method for s in result.compression.stages),
+            original_tokens=u.original_prompt_tokens, compressed_tokens=u.prompt_tokens,
+            completion_tokens=u.completion_tokens, cached_tokens=u.cached_prompt_tokens,
+            cache_query_tokens=u.prompt_tokens if local else 0,
+            compressor_latency_ms=sum(s.latency_ms for s in result.compression.stages))
 
     async def Index(self, request: pb.IndexRequest, context: grpc.aio.ServicerContext) -> pb.IndexResponse:
         from retrievers import ops

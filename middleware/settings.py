@@ -64,6 +64,33 @@ class Settings:
 
         return Path(self.cache_dir) if self.cache_dir else Path(sys.prefix) / "share" / "ragpress"
 
+    # LLM gateway (Generate): base URL of an OpenAI-compatible server and its key
+    # (empty: litellm's provider defaults and environment variables).
+    llm_api_base: str = ""
+    llm_api_key: str = ""
+    # Upstream time-out when the client sets no deadline.
+    llm_timeout_seconds: float = 60.0
+    # On upstream failure: "fail" (UNAVAILABLE), "retry" (then fail) or "local".
+    llm_fallback: str = "fail"
+    llm_retries: int = 2
+    # Local model used for "local" fallback; "local/<name>" targets run locally.
+    local_model: str = "local/smollm2"
+    # Extra local models: "name=/path/to/hf-folder,other=/path".
+    local_model_dirs: str = ""
+    # "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1", ...
+    local_device: str = "auto"
+    # torch intra-op threads for local models (0: torch's default). 1 avoids OpenMP
+    # barrier stalls when the CPU is shared with other busy processes.
+    local_threads: int = 0
+    # Default max new tokens for local generation when the request sets none.
+    local_max_new_tokens: int = 256
+    # KV prefix cache of local models: byte bound (0 turns it off), block size in tokens, codec.
+    prefix_cache_bytes: int = 256 * 1024 * 1024
+    prefix_cache_block: int = 16
+    prefix_cache_codec: str = "fp"
+    # Prompt template for Generate: a registered name or template text.
+    prompt_template: str = "default"
+
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None,
              **overrides: Any) -> "Settings":
@@ -109,6 +136,18 @@ class Settings:
             raise InvalidArgument("setting chunk_overlap_tokens must be in 0..chunk_tokens/2")
         if self.unknown_model not in ("error", "fallback"):
             raise InvalidArgument(f"setting unknown_model must be 'error' or 'fallback', got {self.unknown_model!r}")
+        if self.llm_fallback not in ("fail", "retry", "local"):
+            raise InvalidArgument(f"setting llm_fallback must be 'fail', 'retry' or 'local', got {self.llm_fallback!r}")
+        if self.llm_timeout_seconds <= 0 or self.llm_retries < 0 or self.local_max_new_tokens < 1:
+            raise InvalidArgument("settings llm_timeout_seconds must be > 0, llm_retries >= 0, local_max_new_tokens >= 1")
+        if not self.local_model.startswith("local/") or self.local_model == "local/":
+            raise InvalidArgument(f"setting local_model must look like 'local/<name>', got {self.local_model!r}")
+        if self.local_threads < 0:
+            raise InvalidArgument(f"setting local_threads must be >= 0, got {self.local_threads}")
+        if self.prefix_cache_bytes < 0 or self.prefix_cache_block < 1:
+            raise InvalidArgument("settings prefix_cache_bytes must be >= 0 and prefix_cache_block >= 1")
+        if self.prefix_cache_codec not in ("fp", "int8"):
+            raise InvalidArgument(f"setting prefix_cache_codec must be 'fp' or 'int8', got {self.prefix_cache_codec!r}")
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)

@@ -108,6 +108,17 @@ def resolve_tokenizer(model: str, unknown_model: str = "error") -> ModelTokenize
     )
 
 
+def hf_tokenizer(model: str, name: str, tokenizer: object) -> ModelTokenizer:
+    """Wrap a Hugging Face tokenizer (a local model's own) as a :class:`ModelTokenizer`."""
+    return ModelTokenizer(
+        model=model,
+        name=name,
+        fallback=False,
+        _encode=lambda text: tokenizer.encode(text, add_special_tokens=False),  # type: ignore[attr-defined]
+        _decode=lambda ids: tokenizer.decode(list(ids)),  # type: ignore[attr-defined]
+    )
+
+
 class TokenizerRegistry:
     """Resolves and caches one :class:`ModelTokenizer` per model name (thread-safe)."""
 
@@ -117,6 +128,14 @@ class TokenizerRegistry:
         self._unknown_model = unknown_model
         self._cache: dict[str, ModelTokenizer] = {}
         self._lock = threading.Lock()
+        self._resolvers: dict[str, Callable[[str], ModelTokenizer]] = {}
+
+    def add_resolver(self, prefix: str, resolve: Callable[[str], ModelTokenizer]) -> None:
+        """Resolve model names starting with ``prefix`` (e.g. ``"local/"``) with ``resolve``.
+
+        Local models count in their own tokenizer, which only the model registry can load.
+        """
+        self._resolvers[prefix] = resolve
 
     def get(self, model: str) -> ModelTokenizer:
         tok = self._cache.get(model)
@@ -125,7 +144,8 @@ class TokenizerRegistry:
         with self._lock:
             tok = self._cache.get(model)
             if tok is None:
-                tok = resolve_tokenizer(model, self._unknown_model)
+                resolve = next((r for p, r in self._resolvers.items() if model.startswith(p)), None)
+                tok = resolve(model) if resolve else resolve_tokenizer(model, self._unknown_model)
                 self._cache[model] = tok
         return tok
 

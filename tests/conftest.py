@@ -45,3 +45,14 @@ def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("RAGPRESS_CONFIG", None)
     return env
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """SmolLM2-135M-Instruct, loaded once (converted to safetensors under .ragpress/ on first use)."""
+    from middleware.models import ModelRegistry
+    from middleware.settings import Settings
+
+    registry = ModelRegistry(Settings(embedding_model="hashing", data_dir=str(ROOT / ".ragpress"), local_device="cpu",
+                                     local_threads=1))
+    return registry.local_runtime("local/smollm2").model

@@ -154,7 +154,6 @@ async def test_a_bug_is_internal_with_a_request_id_and_a_log_line(stub, caplog):
 
 @pytest.mark.parametrize("rpc, request_type", [
     ("SelectDemonstrations", pb.SelectDemonstrationsRequest),
-    ("Generate", pb.GenerateRequest),
 ])
 async def test_unbuilt_rpcs_are_unimplemented_and_named(stub, rpc, request_type):
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -162,11 +161,11 @@ async def test_unbuilt_rpcs_are_unimplemented_and_named(stub, rpc, request_type)
     assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED and rpc in info.value.details()
 
 
-async def test_generate_stream_is_unimplemented(stub):
+async def test_generate_stream_without_budget_is_invalid_argument(stub):
     with pytest.raises(grpc.aio.AioRpcError) as info:
         async for _ in stub.GenerateStream(pb.GenerateStreamRequest()):
             pass
-    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED and "GenerateStream" in info.value.details()
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "budget is required" in info.value.details()
 
 
 async def test_documents_and_collection_together_are_invalid(stub):

@@ -1,0 +1,83 @@
+"""Fast checks of the LLM hop's pieces: settings, conversion, error translation, prices."""
+
+from __future__ import annotations
+
+import pytest
+
+from middleware import convert
+from middleware.errors import InvalidArgument
+from middleware.llm import gateway
+from middleware.llm.local import local_name, parse_model_dirs
+from middleware.settings import Settings
+from middleware.tokens import TokenizerRegistry, hf_tokenizer
+from ragpress.v1 import ragpress_pb2 as pb
+
+
+@pytest.mark.parametrize("field, value, fragment", [
+    ("llm_fallback", "panic", "llm_fallback"),
+    ("prefix_cache_codec", "zip", "prefix_cache_codec"),
+    ("local_model", "smollm2", "local/<name>"),
+    ("prefix_cache_block", 0, "prefix_cache_block"),
+    ("local_threads", -1, "local_threads"),
+])
+def test_bad_llm_settings_are_refused(field, value, fragment):
+    with pytest.raises(InvalidArgument, match=fragment):
+        Settings.from_mapping({field: value})
+
+
+def test_generate_request_from_the_wire():
+    msg = pb.GenerateRequest(query="q", model="local/smollm2", method="extractive", system_prompt="S",
+                             fallback=pb.FALLBACK_POLICY_LOCAL, template="context-only",
+                             documents=[pb.Document(text="t")],
+                             demonstrations=[pb.Demonstration(input="i", output="o")])
+    msg.budget.keep_ratio = 0.5
+    msg.generation.max_tokens = 7
+    msg.generation.stop.append("\n")
+    req = convert.generate_request_from_pb(msg, Settings())
+    assert req.fallback == "local" and req.template == "context-only" and req.system_prompt == "S"
+    assert req.options.max_tokens == 7 and req.options.stop == ("\n",) and req.options.top_p is None
+    assert req.demonstrations[0].id == "0" and req.compress.model == "local/smollm2"
+    assert convert.generate_request_from_pb(pb.GenerateRequest(budget=msg.budget), Settings()).fallback is None
+
+
+def test_litellm_errors_are_translated_in_one_place():
+    import litellm
+
+    e500 = litellm.InternalServerError("boom", llm_provider="openai", model="m")
+    assert isinstance(gateway.translate(e500, "m"), gateway.UpstreamError)
+    assert gateway.translate(e500, "m").transient
+    limited = gateway.translate(litellm.RateLimitError("slow down", llm_provider="openai", model="m"), "m")
+    assert limited.transient and "rate-limited" in str(limited)
+    bad = gateway.translate(litellm.BadRequestError("no", model="m", llm_provider="openai"), "m")
+    assert isinstance(bad, InvalidArgument) and "rejected" in str(bad)
+    auth = gateway.translate(litellm.AuthenticationError("key", llm_provider="openai", model="m"), "m")
+    assert isinstance(auth, gateway.UpstreamError) and not auth.transient
+
+
+def test_prices_come_from_the_offline_map():
+    assert gateway.cost_usd("gpt-4o-mini", 1000, 100) == pytest.approx(0.00015 + 0.00006)
+    assert gateway.cost_usd("no-such-model-xyz", 1000, 100) is None
+
+
+def test_local_names_and_dirs():
+    assert local_name("local/smollm2") == "smollm2" and local_name("gpt-4o") is None
+    with pytest.raises(InvalidArgument, match="needs a name"):
+        local_name("local/")
+    assert parse_model_dirs(" a=/x , b=/y") == {"a": "/x", "b": "/y"}
+    with pytest.raises(InvalidArgument, match="name=/path"):
+        parse_model_dirs("a")
+
+
+def test_tokenizer_registry_resolves_local_models_through_a_resolver():
+    class Words:
+        def encode(self, text, add_special_tokens=False):
+            return [len(w) for w in text.split()]
+
+        def decode(self, ids):
+            return " ".join("x" * i for i in ids)
+
+    reg = TokenizerRegistry()
+    reg.add_resolver("local/", lambda model: hf_tokenizer(model, "hf:words", Words()))
+    tok = reg.get("local/words")
+    assert tok.name == "hf:words" and tok.count("a bb ccc") == 3 and not tok.fallback
+    assert reg.get("gpt-4o").name == "o200k_base"
