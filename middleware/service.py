@@ -77,8 +77,23 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
 
     async def _prepare(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> "Prepared":
         domain = convert.generate_request_from_pb(request, self.settings)
-        rid = CALL.get().request_id
-        return await self._offload(context, functools.partial(self.generator.prepare, domain, rid))
+        source = convert.compress_source_from_pb(
+            pb.CompressRequest(query=request.query, collection=request.collection,
+                               retrieve_top_k=request.retrieve_top_k))
+        call = CALL.get()
+
+        def work() -> "Prepared":
+            prepared = domain
+            if source is not None:
+                import dataclasses
+
+                from retrievers import ops
+
+                filled = ops.fill(self._collections(), call.tenant, *source, domain.compress)
+                prepared = dataclasses.replace(domain, compress=filled)
+            return self.generator.prepare(prepared, call.request_id)
+
+        return await self._offload(context, work)
 
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
         from middleware.llm.generate import collect

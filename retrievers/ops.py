@@ -34,9 +34,14 @@ def retrieve(collections: Collections, tenant: str, collection: str, query: Quer
     return collections.get(collection, tenant).retrieve(query)
 
 
+def fill(collections: Collections, tenant: str, collection: str, query: Query,
+         request: "CompressRequest") -> "CompressRequest":
+    """``request`` with its documents retrieved from ``collection`` for ``query``."""
+    hits = retrieve(collections, tenant, collection, query)
+    return dataclasses.replace(request, documents=tuple(h.document for h in hits))
+
+
 def retrieve_and_compress(collections: Collections, pipeline: "Pipeline", tenant: str, collection: str,
                           query: Query, request: "CompressRequest", request_id: str = "") -> "CompressResult":
     """Retrieve ``query`` from ``collection`` and compress the hits with ``request``'s settings."""
-    hits = retrieve(collections, tenant, collection, query)
-    filled = dataclasses.replace(request, documents=tuple(h.document for h in hits))
-    return pipeline.compress(filled, request_id)
+    return pipeline.compress(fill(collections, tenant, collection, query, request), request_id)

@@ -130,3 +130,23 @@ def test_a_restarted_server_serves_the_saved_collection(client, data_dir):
     engine = Ragpress(Settings(port=0, embedding_model="hashing", data_dir=str(data_dir)))
     with ThreadedServer(engine) as again, RagpressClient(again.address) as c2:
         assert c2.retrieve("durable", "cuisine", top_k=1, mode="lexical")[0][0].id == "lyon"
+
+
+def test_generate_with_an_unknown_collection_is_not_found(client):
+    stub = pb_grpc.RagpressServiceStub(client.channel)
+    req = pb.GenerateRequest(query="q", collection="nope", model="local/smollm2", budget=pb.Budget(max_tokens=20))
+    code, details = _code(stub.Generate, req, timeout=30)
+    assert code == grpc.StatusCode.NOT_FOUND and "'nope'" in details
+
+
+def test_generate_prepares_its_prompt_from_the_retrieved_documents(server, client):
+    """What Generate does with a collection, short of calling a model: retrieve, compress, prompt."""
+    from middleware.llm.generate import GenerateRequest
+    from retrievers import Query, ops
+
+    engine = server.engine
+    base = engine.request("How many inhabitants does Paris have?", [], 200)
+    filled = ops.fill(engine.collections, "default", "cities", Query(base.query, 1, "lexical"), base)
+    assert [d.id for d in filled.documents] == ["paris"]
+    prepared = engine.generator.prepare(GenerateRequest(compress=filled))
+    assert prepared.compression.documents and "2,102,650" in str(prepared.prompt)
