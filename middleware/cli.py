@@ -1,4 +1,5 @@
-"""``ragpress``: serve, health, compress (one request from flags, or a JSONL batch), generate."""
+"""``ragpress``: serve, health, compress (one request from flags, or a JSONL batch), generate,
+index and retrieve (collections)."""
 
 from __future__ import annotations
 
@@ -310,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     gen.add_argument("--config", default=None, help="TOML settings file")
     gen.set_defaults(func=cmd_generate)
+
+    from retrievers.cli import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -6,7 +6,7 @@ gRPC errors surface as ``grpc.RpcError`` with the server's status and message.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import grpc
 
@@ -17,6 +17,9 @@ from middleware.types import (
     DEFAULT_METHOD, DEFAULT_MODEL, Budget, CompressRequest, CompressResult, ContextFormat, Document, Stage,
 )
 from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from retrievers.base import ChunkingParams, IndexResult
 
 _MAX_MESSAGE = 64 * 1024 * 1024
 
@@ -32,6 +35,34 @@ def _request(query: str, documents: Iterable[Document | Mapping[str, Any]], budg
         pipeline=tuple(pipeline) if pipeline else (Stage(method or DEFAULT_METHOD),),
         context_format=context_format or ContextFormat(),
     )
+
+
+def _compress_pb(req: CompressRequest, collection: str | None, retrieve_top_k: int | None):
+    msg = convert.compress_request_to_pb(req)
+    if collection:
+        msg.collection = collection
+        msg.retrieve_top_k = retrieve_top_k or 0
+    return msg
+
+
+def _index_pb(collection: str, documents: Iterable[Document | Mapping[str, Any]], delete_ids: Iterable[str],
+              chunking: "ChunkingParams | None"):
+    from retrievers.base import IndexRequest
+
+    docs = tuple(as_document(d, i) for i, d in enumerate(documents))
+    return convert.index_request_to_pb(IndexRequest(collection, docs, tuple(delete_ids), chunking))
+
+
+def _index_result(msg) -> "IndexResult":
+    from retrievers.base import IndexResult
+
+    return IndexResult(msg.upserted_documents, msg.deleted_documents, msg.chunks)
+
+
+def _retrieve_pb(collection: str, query: str, top_k: int, mode: str, filter: Mapping[str, Any] | None):
+    from retrievers.base import Query
+
+    return convert.retrieve_request_to_pb(collection, Query(query, top_k, mode, filter or {}))
 
 
 class _Base:
@@ -54,10 +85,27 @@ class RagpressClient(_Base):
     def compress(self, query: str, documents: Iterable[Document | Mapping[str, Any]],
                  budget: Budget | int | float, *, model: str = DEFAULT_MODEL, method: str | None = None,
                  pipeline: Sequence[Stage] | None = None,
-                 context_format: ContextFormat | None = None) -> CompressResult:
+                 context_format: ContextFormat | None = None, collection: str | None = None,
+                 retrieve_top_k: int | None = None) -> CompressResult:
+        """Compress ``documents``, or (with ``collection``) the top documents retrieved for ``query``."""
         req = _request(query, documents, budget, model, method, pipeline, context_format)
-        reply = self.stub.Compress(convert.compress_request_to_pb(req), timeout=self.timeout, metadata=self.metadata)
+        reply = self.stub.Compress(_compress_pb(req, collection, retrieve_top_k), timeout=self.timeout,
+                                   metadata=self.metadata)
         return convert.compress_result_from_pb(reply)
+
+    def index(self, collection: str, documents: Iterable[Document | Mapping[str, Any]] = (),
+              delete_ids: Iterable[str] = (), chunking: "ChunkingParams | None" = None) -> "IndexResult":
+        """Upsert ``documents`` into and delete ``delete_ids`` from a named collection."""
+        reply = self.stub.Index(_index_pb(collection, documents, delete_ids, chunking), timeout=self.timeout,
+                                metadata=self.metadata)
+        return _index_result(reply)
+
+    def retrieve(self, collection: str, query: str, top_k: int = 10, *, mode: str = "dense",
+                 filter: Mapping[str, Any] | None = None) -> list[tuple[Document, float]]:
+        """(document, score) pairs, best first."""
+        reply = self.stub.Retrieve(_retrieve_pb(collection, query, top_k, mode, filter), timeout=self.timeout,
+                                   metadata=self.metadata)
+        return convert.scored_from_pb(reply)
 
     def health(self, service: str = "") -> str:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -87,11 +135,25 @@ class AsyncRagpressClient(_Base):
     async def compress(self, query: str, documents: Iterable[Document | Mapping[str, Any]],
                        budget: Budget | int | float, *, model: str = DEFAULT_MODEL, method: str | None = None,
                        pipeline: Sequence[Stage] | None = None,
-                       context_format: ContextFormat | None = None) -> CompressResult:
+                       context_format: ContextFormat | None = None, collection: str | None = None,
+                 retrieve_top_k: int | None = None) -> CompressResult:
+        """Compress ``documents``, or (with ``collection``) the top documents retrieved for ``query``."""
         req = _request(query, documents, budget, model, method, pipeline, context_format)
-        reply = await self.stub.Compress(convert.compress_request_to_pb(req), timeout=self.timeout,
+        reply = await self.stub.Compress(_compress_pb(req, collection, retrieve_top_k), timeout=self.timeout,
                                          metadata=self.metadata)
         return convert.compress_result_from_pb(reply)
+
+    async def index(self, collection: str, documents: Iterable[Document | Mapping[str, Any]] = (),
+                    delete_ids: Iterable[str] = (), chunking: "ChunkingParams | None" = None) -> "IndexResult":
+        reply = await self.stub.Index(_index_pb(collection, documents, delete_ids, chunking),
+                                      timeout=self.timeout, metadata=self.metadata)
+        return _index_result(reply)
+
+    async def retrieve(self, collection: str, query: str, top_k: int = 10, *, mode: str = "dense",
+                       filter: Mapping[str, Any] | None = None) -> list[tuple[Document, float]]:
+        reply = await self.stub.Retrieve(_retrieve_pb(collection, query, top_k, mode, filter),
+                                         timeout=self.timeout, metadata=self.metadata)
+        return convert.scored_from_pb(reply)
 
     async def close(self) -> None:
         await self.channel.close()

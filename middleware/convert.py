@@ -6,7 +6,7 @@ Nothing past this module sees a protobuf object.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from google.protobuf import json_format, struct_pb2
 
@@ -16,6 +16,9 @@ from middleware.types import (
     DEFAULT_SEPARATOR, Budget, CompressRequest, CompressResult, ContextFormat, Document, Stage,
 )
 from ragpress.v1 import ragpress_pb2 as pb
+
+if TYPE_CHECKING:
+    from retrievers.base import Hit, IndexRequest, IndexResult, Query
 
 _MAX_SAFE_INT = 2**53
 
@@ -83,10 +86,12 @@ def pipeline_from_pb(method: str, stages: list[pb.CompressionStage], settings: S
 
 
 def compress_request_from_pb(msg: pb.CompressRequest, settings: Settings) -> CompressRequest:
-    if msg.collection:
-        from middleware.errors import Unimplemented
-
-        raise Unimplemented("Compress with a collection needs the retrievers issue; pass documents instead")
+    """The request; with ``collection`` set its documents are empty until retrieved
+    (see :func:`compress_source_from_pb`)."""
+    if msg.collection and msg.documents:
+        raise InvalidArgument("give either documents or collection, not both")
+    if msg.retrieve_top_k and not msg.collection:
+        raise InvalidArgument("retrieve_top_k needs a collection")
     fmt = ContextFormat(separator=msg.context_format.separator or DEFAULT_SEPARATOR,
                         include_titles=not msg.context_format.omit_titles)
     return CompressRequest(
@@ -203,6 +208,84 @@ def usage_request_to_pb(start: float | None, end: float | None, group_by) -> pb.
     if end is not None and math.isfinite(end):
         msg.end_time.FromNanoseconds(int(end * 1e9))
     return msg
+
+
+# -- retrieval (Index, Retrieve, Compress from a collection) ---------------------
+_MODES = {pb.RETRIEVAL_MODE_UNSPECIFIED: "dense", pb.RETRIEVAL_MODE_DENSE: "dense",
+          pb.RETRIEVAL_MODE_LEXICAL: "lexical", pb.RETRIEVAL_MODE_HYBRID: "hybrid"}
+MAX_TOP_K = 1000
+
+
+def _top_k(value: int, field: str) -> int:
+    from retrievers.base import DEFAULT_TOP_K
+
+    if value > MAX_TOP_K:
+        raise InvalidArgument(f"{field} must be at most {MAX_TOP_K}, got {value}")
+    return value or DEFAULT_TOP_K
+
+
+def compress_source_from_pb(msg: pb.CompressRequest) -> tuple[str, "Query"] | None:
+    """(collection, query) when the documents are to be retrieved, else None."""
+    from retrievers.base import Query
+
+    if not msg.collection:
+        return None
+    return msg.collection, Query(msg.query, _top_k(msg.retrieve_top_k, "retrieve_top_k"))
+
+
+def index_request_from_pb(msg: pb.IndexRequest) -> "IndexRequest":
+    from retrievers.base import ChunkingParams, IndexRequest
+
+    chunking = None
+    if msg.HasField("chunking") and (msg.chunking.max_tokens or msg.chunking.overlap_tokens):
+        if not msg.chunking.max_tokens:
+            raise InvalidArgument("chunking.max_tokens is required when chunking.overlap_tokens is set")
+        chunking = ChunkingParams(msg.chunking.max_tokens, msg.chunking.overlap_tokens)
+    for i, d in enumerate(msg.documents):
+        if not d.id:
+            raise InvalidArgument(f"documents[{i}]: an indexed document needs an id")
+    return IndexRequest(collection=msg.collection,
+                        documents=tuple(document_from_pb(d, i) for i, d in enumerate(msg.documents)),
+                        delete_ids=tuple(msg.delete_ids), chunking=chunking)
+
+
+def index_result_to_pb(result: "IndexResult") -> pb.IndexResponse:
+    return pb.IndexResponse(upserted_documents=result.upserted_documents,
+                            deleted_documents=result.deleted_documents, chunks=result.chunks)
+
+
+def retrieve_request_from_pb(msg: pb.RetrieveRequest) -> tuple[str, "Query"]:
+    from retrievers.base import Query
+
+    mode = _MODES.get(msg.mode)
+    if mode is None:
+        raise InvalidArgument(f"unknown retrieval mode {msg.mode}")
+    return msg.collection, Query(msg.query, _top_k(msg.top_k, "top_k"), mode, struct_to_dict(msg.filter))
+
+
+def retrieve_request_to_pb(collection: str, query: "Query") -> pb.RetrieveRequest:
+    mode = {v: k for k, v in _MODES.items() if k != pb.RETRIEVAL_MODE_UNSPECIFIED}[query.mode]
+    return pb.RetrieveRequest(collection=collection, query=query.text, top_k=query.top_k, mode=mode,
+                              filter=dict_to_struct(query.filter, "filter"))
+
+
+def hits_to_pb(hits: "list[Hit]") -> pb.RetrieveResponse:
+    return pb.RetrieveResponse(documents=[pb.ScoredDocument(document=document_to_pb(h.document), score=h.score)
+                                          for h in hits])
+
+
+def scored_from_pb(msg: pb.RetrieveResponse) -> list[tuple[Document, float]]:
+    return [(document_from_pb(s.document, i), s.score) for i, s in enumerate(msg.documents)]
+
+
+def index_request_to_pb(req: "IndexRequest") -> pb.IndexRequest:
+    msg = pb.IndexRequest(collection=req.collection, documents=[document_to_pb(d) for d in req.documents],
+                          delete_ids=list(req.delete_ids))
+    if req.chunking is not None:
+        msg.chunking.max_tokens = req.chunking.max_tokens
+        msg.chunking.overlap_tokens = req.chunking.overlap_tokens
+    return msg
+
 
 _FALLBACK_FROM_PB = {0: None, 1: "fail", 2: "retry", 3: "local"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Iterable, Mapping, Sequence
 
 from middleware.models import Embedder, ModelRegistry
@@ -19,9 +20,21 @@ class Ragpress:
         self.settings = settings or Settings()
         self.models = ModelRegistry(self.settings, embedder=embedder)
         self.pipeline = Pipeline(self.models)
+        self._collections = None
+        self._collections_lock = threading.Lock()
         from middleware.llm.generate import Generator
 
         self.generator = Generator(self.settings, self.models, self.pipeline)
+
+    @property
+    def collections(self):
+        """The named collections (:class:`retrievers.collections.Collections`), created on first use."""
+        with self._collections_lock:
+            if self._collections is None:
+                from retrievers.collections import Collections
+
+                self._collections = Collections.from_settings(self.settings, self.models.embedder)
+            return self._collections
 
     def request(self, query: str, documents: Iterable[Document | Mapping[str, Any]],
                 budget: Budget | int | float, *, model: str | None = None,

@@ -59,9 +59,13 @@ class _LRU:
 class CachedEmbedder:
     """Wraps an encode function with a per-text vector cache."""
 
-    def __init__(self, name: str, encode: Callable[[list[str]], "np.ndarray"], cache_size: int = 100_000):
+    def __init__(self, name: str, encode: Callable[[list[str]], "np.ndarray"], cache_size: int = 100_000,
+                 spans: Callable[[str], list[tuple[int, int]]] | None = None, max_tokens: int = 256):
         self.name = name
         self._encode = encode
+        self._spans = spans or word_spans
+        # Longest input the model reads before truncating; chunking stays below it.
+        self.max_tokens = max_tokens
         self._cache = _LRU(cache_size)
         self._dim: int | None = None
 
@@ -80,6 +84,10 @@ class CachedEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack(vectors).astype(np.float32, copy=False)
 
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of ``text``'s tokens in the embedding model's own tokenizer."""
+        return self._spans(text)
+
     def clear_cache(self) -> None:
         self._cache.clear()
 
@@ -88,6 +96,11 @@ class CachedEmbedder:
         if self._dim is None:
             self._dim = int(self.embed(["dimension probe"]).shape[1])
         return self._dim
+
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of words and punctuation marks: the tokens of model-free embedders."""
+    return [m.span() for m in re.finditer(r"\w+|[^\w\s]", text)]
 
 
 def hashing_embedder(dim: int = 256) -> CachedEmbedder:
@@ -126,7 +139,16 @@ def sentence_transformer_embedder(path: str) -> CachedEmbedder:
         return model.encode(texts, batch_size=64, normalize_embeddings=True,
                             convert_to_numpy=True, show_progress_bar=False)
 
-    return CachedEmbedder(f"sentence-transformers:{path}", encode)
+    tokenizer = model.tokenizer
+
+    def spans(text: str) -> list[tuple[int, int]]:
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                            verbose=False)
+        return [tuple(pair) for pair in encoded["offset_mapping"]]
+
+    # Two places go to the [CLS] and [SEP] special tokens.
+    limit = max(8, int(model.max_seq_length or 256) - 2)
+    return CachedEmbedder(f"sentence-transformers:{path}", encode, spans=spans, max_tokens=limit)
 
 
 def load_embedder(spec: str) -> CachedEmbedder:

@@ -18,6 +18,7 @@ from ragpress.v1 import ragpress_pb2 as pb
 from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
+    from retrievers.collections import Collections
     from middleware.llm.generate import Generator, Prepared
 
 T = TypeVar("T")
@@ -26,7 +27,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RagpressService"].full_name
 
 class RagpressServicer(pb_grpc.RagpressServiceServicer):
     def __init__(self, settings: Settings, pipeline: Pipeline, executor: Executor, recorder=None,
-                 generator: "Generator | None" = None) -> None:
+                 generator: "Generator | None" = None, collections: "Collections | None" = None) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.executor = executor
@@ -38,6 +39,7 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
 
             generator = Generator(settings, pipeline.models, pipeline)
         self.generator = generator
+        self.collections = collections
 
     async def _offload(self, context: grpc.aio.ServicerContext, fn: Callable[[], T]) -> T:
         """Run CPU-heavy work in the executor, within the caller's deadline."""
@@ -46,24 +48,52 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         try:
             return await asyncio.wait_for(future, timeout=remaining)
         except asyncio.TimeoutError as exc:
-            raise DeadlineExceeded("the deadline passed while compressing") from exc
+            raise DeadlineExceeded("the deadline passed before the work finished") from exc
 
     async def Compress(self, request: pb.CompressRequest, context: grpc.aio.ServicerContext) -> pb.CompressResponse:
         domain = convert.compress_request_from_pb(request, self.settings)
         METHOD_LABEL.set("+".join(s.method for s in domain.pipeline))
-        rid = CALL.get().request_id
-        result = await self._offload(context, functools.partial(self.pipeline.compress, domain, rid))
+        source = convert.compress_source_from_pb(request)
+        call = CALL.get()
+        if source is None:
+            work = functools.partial(self.pipeline.compress, domain, call.request_id)
+        else:
+            from retrievers import ops
+
+            work = functools.partial(ops.retrieve_and_compress, self._collections(), self.pipeline, call.tenant,
+                                     *source, domain, call.request_id)
+        result = await self._offload(context, work)
         if self.recorder is not None:
             self.recorder.record_compress(result)
         return convert.compress_result_to_pb(result)
+
+    def _collections(self) -> "Collections":
+        if self.collections is None:
+            raise Unimplemented("this server was started without collections")
+        return self.collections
 
     async def SelectDemonstrations(self, request, context):
         raise Unimplemented("SelectDemonstrations is not implemented yet (demonstration selection issue)")
 
     async def _prepare(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> "Prepared":
         domain = convert.generate_request_from_pb(request, self.settings)
-        rid = CALL.get().request_id
-        return await self._offload(context, functools.partial(self.generator.prepare, domain, rid))
+        source = convert.compress_source_from_pb(
+            pb.CompressRequest(query=request.query, collection=request.collection,
+                               retrieve_top_k=request.retrieve_top_k))
+        call = CALL.get()
+
+        def work() -> "Prepared":
+            prepared = domain
+            if source is not None:
+                import dataclasses
+
+                from retrievers import ops
+
+                filled = ops.fill(self._collections(), call.tenant, *source, domain.compress)
+                prepared = dataclasses.replace(domain, compress=filled)
+            return self.generator.prepare(prepared, call.request_id)
+
+        return await self._offload(context, work)
 
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
         from middleware.llm.generate import collect
@@ -97,11 +127,19 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
             cache_query_tokens=u.prompt_tokens if local else 0,
             compressor_latency_ms=sum(s.latency_ms for s in result.compression.stages))
 
-    async def Index(self, request, context):
-        raise Unimplemented("Index is not implemented yet (retrievers issue)")
+    async def Index(self, request: pb.IndexRequest, context: grpc.aio.ServicerContext) -> pb.IndexResponse:
+        from retrievers import ops
 
-    async def Retrieve(self, request, context):
-        raise Unimplemented("Retrieve is not implemented yet (retrievers issue)")
+        domain = convert.index_request_from_pb(request)
+        work = functools.partial(ops.index, self._collections(), CALL.get().tenant, domain)
+        return convert.index_result_to_pb(await self._offload(context, work))
+
+    async def Retrieve(self, request: pb.RetrieveRequest, context: grpc.aio.ServicerContext) -> pb.RetrieveResponse:
+        from retrievers import ops
+
+        name, query = convert.retrieve_request_from_pb(request)
+        work = functools.partial(ops.retrieve, self._collections(), CALL.get().tenant, name, query)
+        return convert.hits_to_pb(await self._offload(context, work))
 
     async def GetUsage(self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext) -> pb.GetUsageResponse:
         query = convert.usage_query_from_pb(request)

@@ -53,6 +53,11 @@ class Settings:
     metrics_max_label_values: int = 50
     # Price of the compressor's compute time, for the net saving (about one small cloud VM).
     compute_usd_per_hour: float = 0.10
+    # Chunks of indexed documents, in tokens of the embedding model (capped at what it reads).
+    chunk_tokens: int = 200
+    chunk_overlap_tokens: int = 32
+    # Save collections under data_dir/collections after every change (off: memory only).
+    persist_collections: bool = True
 
     def resolved_cache_dir(self) -> Path:
         import sys
@@ -125,6 +130,10 @@ class Settings:
             raise InvalidArgument("settings ledger_flush_seconds must be > 0 and ledger_batch_size >= 1")
         if self.metrics_max_label_values < 1 or not self.compute_usd_per_hour >= 0:
             raise InvalidArgument("settings metrics_max_label_values must be >= 1 and compute_usd_per_hour >= 0")
+        if self.chunk_tokens < 8:
+            raise InvalidArgument(f"setting chunk_tokens must be >= 8, got {self.chunk_tokens}")
+        if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens // 2 + 1:
+            raise InvalidArgument("setting chunk_overlap_tokens must be in 0..chunk_tokens/2")
         if self.unknown_model not in ("error", "fallback"):
             raise InvalidArgument(f"setting unknown_model must be 'error' or 'fallback', got {self.unknown_model!r}")
         if self.llm_fallback not in ("fail", "retry", "local"):

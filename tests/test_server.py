@@ -154,8 +154,6 @@ async def test_a_bug_is_internal_with_a_request_id_and_a_log_line(stub, caplog):
 
 @pytest.mark.parametrize("rpc, request_type", [
     ("SelectDemonstrations", pb.SelectDemonstrationsRequest),
-    ("Index", pb.IndexRequest),
-    ("Retrieve", pb.RetrieveRequest),
 ])
 async def test_unbuilt_rpcs_are_unimplemented_and_named(stub, rpc, request_type):
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -170,11 +168,11 @@ async def test_generate_stream_without_budget_is_invalid_argument(stub):
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "budget is required" in info.value.details()
 
 
-async def test_collection_is_unimplemented_until_retrievers(stub):
+async def test_documents_and_collection_together_are_invalid(stub):
     req = _request(collection="wiki")
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.Compress(req)
-    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not both" in info.value.details()
 
 
 async def test_deadline_is_honoured(stub):

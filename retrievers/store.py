@@ -1,0 +1,257 @@
+"""A FAISS collection: chunked documents, upsert and delete by id, metadata
+filters, dense / lexical / hybrid search, crash-safe persistence.
+
+Invariants (guarded by one lock per collection):
+- every chunk id in the FAISS index is a key of ``_chunks`` and vice versa;
+- ``_doc_chunks[doc_id]`` lists exactly the chunk ids of that document;
+- vectors are L2-normalised, so inner product is cosine similarity.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from middleware.errors import InternalError, InvalidArgument
+from middleware.models import Embedder, word_spans
+from middleware.types import Document
+from retrievers import modes, persist
+from retrievers.base import ChunkingParams, Hit, Query, Retriever
+from retrievers.chunking import chunk_text
+from retrievers.lexical import Bm25Index
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class Chunk:
+    document_id: str
+    ordinal: int
+    text: str
+
+
+def _embed_text(title: str, text: str) -> str:
+    # Titles (Wikipedia page names, file names) carry much of the meaning of a short passage.
+    return f"{title}\n{text}" if title else text
+
+
+def _check_metadata(doc: Document) -> None:
+    try:
+        json.dumps(dict(doc.metadata), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"document {doc.id!r}: metadata must be JSON-like to be stored: {exc}") from exc
+
+
+class Collection(Retriever):
+    """One named set of documents. Thread-safe; searches and changes are serialised."""
+
+    def __init__(self, name: str, embedder: Embedder, chunking: ChunkingParams | None = None,
+                 folder: Path | None = None) -> None:
+        self.name = name
+        self.embedder = embedder
+        self.chunking = chunking or ChunkingParams()
+        self.folder = folder
+        self._lock = threading.RLock()
+        self._docs: dict[str, Document] = {}
+        self._doc_chunks: dict[str, list[int]] = {}
+        self._chunks: dict[int, Chunk] = {}
+        self._next_id = 0
+        self._index = None
+        self._bm25 = Bm25Index()
+        self._bm25_dirty = True
+
+    # -- reading -----------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self._chunks)
+
+    def get(self, ids: Iterable[str]) -> list[Document]:
+        """The stored documents with these ids, in the given order; unknown ids are skipped."""
+        with self._lock:
+            return [self._docs[i] for i in ids if i in self._docs]
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._docs)
+
+    def retrieve(self, query: Query) -> list[Hit]:
+        mode = modes.get(query.mode)
+        with self._lock:
+            allowed = self._allowed(query.filter)
+            if allowed is not None and not allowed:
+                return []
+            pairs = mode(self, query.text, query.top_k, allowed)
+            return [self._hit(cid, score) for cid, score in pairs[:query.top_k]]
+
+    # -- writing -----------------------------------------------------------------
+    def upsert(self, documents: Sequence[Document], chunking: ChunkingParams | None = None) -> int:
+        """Add documents, replacing those with the same id; returns the number of chunks written."""
+        params = chunking or self.chunking
+        seen: set[str] = set()
+        for doc in documents:
+            if not doc.id:
+                raise InvalidArgument("documents to index need a non-empty id")
+            if doc.id in seen:
+                raise InvalidArgument(f"duplicate document id {doc.id!r}")
+            seen.add(doc.id)
+            _check_metadata(doc)
+        spans = getattr(self.embedder, "token_spans", word_spans)
+        limit = getattr(self.embedder, "max_tokens", params.max_tokens)
+        if params.max_tokens > limit:
+            params = ChunkingParams(limit, min(params.overlap_tokens, limit // 2))
+        planned = [(doc, chunk_text(doc.text, spans, params)) for doc in documents]
+        texts = [_embed_text(doc.title, c) for doc, chunks in planned for c in chunks]
+        # Embedding is the slow part and touches no shared state: do it outside the lock.
+        vectors = self._normalised(self.embedder.embed(texts)) if texts else None
+        with self._lock:
+            self._remove(seen)
+            ids = []
+            for doc, chunks in planned:
+                self._docs[doc.id] = doc
+                own = []
+                for ordinal, text in enumerate(chunks):
+                    cid = self._next_id
+                    self._next_id += 1
+                    self._chunks[cid] = Chunk(doc.id, ordinal, text)
+                    own.append(cid)
+                self._doc_chunks[doc.id] = own
+                ids.extend(own)
+            if ids:
+                import numpy as np
+
+                self._faiss(vectors.shape[1]).add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+            self._bm25_dirty = True
+            return len(ids)
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Remove documents by id; unknown ids are ignored. Returns how many were removed."""
+        with self._lock:
+            return self._remove(set(ids))
+
+    # -- persistence -------------------------------------------------------------
+    def save(self) -> Path | None:
+        """Write the collection to its folder (atomically); no-op without a folder."""
+        if self.folder is None:
+            return None
+        import faiss
+        import numpy as np
+
+        with self._lock:
+            index_bytes = faiss.serialize_index(self._index) if self._index is not None else np.zeros(0, np.uint8)
+            state = {
+                "name": self.name,
+                "embedder": self.embedder.name,
+                "chunking": [self.chunking.max_tokens, self.chunking.overlap_tokens],
+                "next_id": self._next_id,
+                "documents": [[d.id, d.title, d.text, dict(d.metadata), self._doc_chunks[d.id]]
+                              for d in self._docs.values()],
+                "chunks": [[cid, c.ordinal, c.text] for cid, c in self._chunks.items()],
+            }
+            return persist.save(self.folder, index_bytes, state)
+
+    @classmethod
+    def load(cls, name: str, embedder: Embedder, folder: Path) -> "Collection | None":
+        """The collection saved in ``folder``, or None when nothing was saved there."""
+        import faiss
+
+        loaded = persist.load(folder)
+        if loaded is None:
+            return None
+        index_bytes, state = loaded
+        if state["embedder"] != embedder.name:
+            raise InvalidArgument(f"collection {name!r} was built with embedder {state['embedder']!r}, "
+                                  f"not the configured {embedder.name!r}; re-index it")
+        coll = cls(name, embedder, ChunkingParams(*state["chunking"]), folder)
+        coll._next_id = int(state["next_id"])
+        owner: dict[int, str] = {}
+        for doc_id, title, text, metadata, chunk_ids in state["documents"]:
+            coll._docs[doc_id] = Document(id=doc_id, text=text, title=title, metadata=metadata)
+            coll._doc_chunks[doc_id] = list(chunk_ids)
+            owner.update((cid, doc_id) for cid in chunk_ids)
+        for cid, ordinal, text in state["chunks"]:
+            coll._chunks[cid] = Chunk(owner[cid], ordinal, text)
+        if len(index_bytes):
+            coll._index = faiss.deserialize_index(index_bytes)
+        if (coll._index.ntotal if coll._index is not None else 0) != len(coll._chunks):
+            raise InternalError(f"collection file in {folder} is inconsistent: index and chunk table differ")
+        return coll
+
+    # -- used by the retrieval modes (lock held) ----------------------------------
+    def dense_search(self, text: str, n: int, allowed: set[int] | None) -> list[tuple[int, float]]:
+        if self._index is None or self._index.ntotal == 0:
+            return []
+        import faiss
+        import numpy as np
+
+        n = min(n, self._index.ntotal if allowed is None else len(allowed))
+        # An embedder may embed queries differently from passages (LangChain's embed_query).
+        embed_query = getattr(self.embedder, "embed_query", None)
+        query = self._normalised(embed_query(text) if embed_query else self.embedder.embed([text]))
+        params = None
+        if allowed is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64)))
+        scores, ids = self._index.search(query, n, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def lexical_search(self, text: str, n: int, allowed: set[int] | None) -> list[tuple[int, float]]:
+        if self._bm25_dirty:
+            self._bm25.rebuild((cid, _embed_text(self._docs[c.document_id].title, c.text))
+                               for cid, c in self._chunks.items())
+            self._bm25_dirty = False
+        return self._bm25.search(text, n, allowed)
+
+    # -- internals ---------------------------------------------------------------
+    def _faiss(self, dim: int):
+        if self._index is None:
+            import faiss
+
+            self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        elif self._index.d != dim:
+            raise InvalidArgument(f"collection {self.name!r} holds {self._index.d}-d vectors, got {dim}-d")
+        return self._index
+
+    @staticmethod
+    def _normalised(vectors: "np.ndarray") -> "np.ndarray":
+        import numpy as np
+
+        out = np.ascontiguousarray(vectors, dtype=np.float32).copy()
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+    def _remove(self, doc_ids: set[str]) -> int:
+        present = [d for d in doc_ids if d in self._docs]
+        if not present:
+            return 0
+        import numpy as np
+
+        dead = [cid for d in present for cid in self._doc_chunks.pop(d)]
+        for d in present:
+            del self._docs[d]
+        for cid in dead:
+            del self._chunks[cid]
+        if dead and self._index is not None:
+            self._index.remove_ids(np.asarray(dead, dtype=np.int64))
+        self._bm25_dirty = True
+        return len(present)
+
+    def _allowed(self, filter: Mapping[str, Any]) -> set[int] | None:
+        if not filter:
+            return None
+        return {cid for doc_id, doc in self._docs.items()
+                if all(k in doc.metadata and doc.metadata[k] == v for k, v in filter.items())
+                for cid in self._doc_chunks[doc_id]}
+
+    def _hit(self, cid: int, score: float) -> Hit:
+        chunk = self._chunks[cid]
+        doc = self._docs[chunk.document_id]
+        if len(self._doc_chunks[doc.id]) > 1:
+            doc = Document(id=f"{doc.id}#{chunk.ordinal}", text=chunk.text, title=doc.title, metadata=doc.metadata)
+        return Hit(doc, score, chunk.document_id, chunk.ordinal)
