@@ -17,8 +17,24 @@ GROUP_KEYS = ("tenant", "model", "method", "rpc", "day")
 DAY_SECONDS = 86400
 
 
+class _Savings:
+    """Dollars saved by compression, before and after the compressor's own compute."""
+
+    cost_before_usd: float
+    cost_after_usd: float
+    compute_usd: float
+
+    @property
+    def saved_usd(self) -> float:
+        return self.cost_before_usd - self.cost_after_usd
+
+    @property
+    def net_saved_usd(self) -> float:
+        return self.saved_usd - self.compute_usd
+
+
 @dataclass(frozen=True)
-class UsageRecord:
+class UsageRecord(_Savings):
     """One priced call. Token counts are in the target model's tokenizer.
 
     ``original_tokens`` is the prompt had the documents gone uncompressed,
@@ -53,13 +69,6 @@ class UsageRecord:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidArgument(f"usage record: {name} must be an integer >= 0, got {value!r}")
 
-    @property
-    def saved_usd(self) -> float:
-        return self.cost_before_usd - self.cost_after_usd
-
-    @property
-    def net_saved_usd(self) -> float:
-        return self.saved_usd - self.compute_usd
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,7 @@ class UsageQuery:
 
 
 @dataclass(frozen=True)
-class UsageRow:
+class UsageRow(_Savings):
     """Totals of the records sharing one ``group`` (e.g. ``{"tenant": "acme", "day": "2026-11-22"}``).
 
     ``latency_ms`` is the mean compressor latency per request; ``bucket`` is the
@@ -108,13 +117,6 @@ class UsageRow:
     latency_ms: float
     bucket: float | None = None
 
-    @property
-    def saved_usd(self) -> float:
-        return self.cost_before_usd - self.cost_after_usd
-
-    @property
-    def net_saved_usd(self) -> float:
-        return self.saved_usd - self.compute_usd
 
     @property
     def saved_tokens(self) -> int:
