@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -54,6 +55,12 @@ def litellm_module():
     """
     with _litellm_lock:
         import litellm
+        import litellm.exceptions
 
         litellm.suppress_debug_info = True
+        # litellm's own error path reads `litellm.exceptions`; depending on import order
+        # the package was seen without that attribute (its lazy __getattr__ then raised
+        # AttributeError instead of mapping the upstream error). Bind it explicitly.
+        if "exceptions" not in vars(litellm):
+            litellm.exceptions = sys.modules["litellm.exceptions"]
     return litellm

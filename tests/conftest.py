@@ -56,3 +56,14 @@ def smollm2():
     registry = ModelRegistry(Settings(embedding_model="hashing", data_dir=str(ROOT / ".ragpress"), local_device="cpu",
                                      local_threads=1))
     return registry.local_runtime("local/smollm2").model
+
+
+@pytest.fixture(scope="module")
+async def upstream():
+    """A real OpenAI-compatible server on loopback (tests/openai_server.py), one per module."""
+    from tests.openai_server import OpenAIServer
+
+    server = OpenAIServer()
+    await server.start()
+    yield server
+    await server.stop()

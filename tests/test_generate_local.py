@@ -14,20 +14,11 @@ from middleware.settings import Settings
 from ragpress.v1 import ragpress_pb2 as pb
 from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
 from tests.conftest import ROOT
-from tests.openai_server import OpenAIServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:.*is using the `ReadOnly` qualifier"),
               pytest.mark.filterwarnings("ignore:Accessing the 'model_(computed_)?fields' attribute")]
 
 LOCAL = "local/smollm2"
-
-
-@pytest.fixture(scope="module")
-async def upstream():
-    server = OpenAIServer()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from middleware.server import start
 from middleware.settings import Settings
 from ragpress.v1 import ragpress_pb2 as pb
 from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
-from tests.openai_server import OpenAIServer
 
 pytestmark = [
     pytest.mark.slow,
@@ -28,14 +27,6 @@ pytestmark = [
 ]
 
 MODEL = "openai/gpt-4o-mini"
-
-
-@pytest.fixture(scope="module")
-async def upstream():
-    server = OpenAIServer()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ errors are; a request the upstream rejects (4xx) is not.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Sequence
 
@@ -72,6 +73,7 @@ def translate(exc: BaseException, model: str) -> Exception:
 
     status = getattr(exc, "status_code", None)
     detail = str(getattr(exc, "message", "") or exc).strip() or type(exc).__name__
+    logging.getLogger(__name__).debug("upstream %s raised", model, exc_info=exc)
     if isinstance(exc, (asyncio.TimeoutError, litellm.Timeout)):
         return UpstreamError(f"upstream {model} timed out: {detail}", transient=True)
     if isinstance(exc, litellm.RateLimitError) or status == 429:
