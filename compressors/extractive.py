@@ -21,7 +21,7 @@ from compressors import head, lexical, packing
 from compressors.base import CompressionJob, Compressor, StageOutput, parse_options
 from compressors.registry import register
 from middleware.errors import InvalidArgument
-from middleware.models import Embedder, ModelRegistry
+from middleware.models import ModelRegistry
 
 
 @dataclass(frozen=True)
@@ -101,5 +101,4 @@ def _edges_first(docs, relevance):
                         "embedding, structural and bridge features)")
 def _factory(options: Mapping[str, Any], models: ModelRegistry) -> Compressor:
     opts = parse_options(ExtractiveOptions, options, "extractive")
-    embedder: Embedder = models.static_embedder() if models.settings.embedding_model != "hashing" else models.embedder()
-    return ExtractiveCompressor(opts, embedder.embed)
+    return ExtractiveCompressor(opts, models.static_embedder().embed)

@@ -12,9 +12,9 @@ import grpc
 
 from middleware import convert
 from middleware.interceptors import TENANT_KEY
-from middleware.library import as_budget, as_document
+from middleware.library import as_document, build_request
 from middleware.types import (
-    DEFAULT_METHOD, DEFAULT_MODEL, Budget, CompressRequest, CompressResult, ContextFormat, Document, Stage,
+    DEFAULT_MODEL, Budget, CompressRequest, CompressResult, ContextFormat, Document, Stage,
 )
 from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
 
@@ -27,14 +27,8 @@ _MAX_MESSAGE = 64 * 1024 * 1024
 def _request(query: str, documents: Iterable[Document | Mapping[str, Any]], budget: Budget | int | float,
              model: str, method: str | None, pipeline: Sequence[Stage] | None,
              context_format: ContextFormat | None) -> CompressRequest:
-    return CompressRequest(
-        query=query,
-        documents=tuple(as_document(d, i) for i, d in enumerate(documents)),
-        budget=as_budget(budget),
-        model=model,
-        pipeline=tuple(pipeline) if pipeline else (Stage(method or DEFAULT_METHOD),),
-        context_format=context_format or ContextFormat(),
-    )
+    return build_request(query, documents, budget, model=model, method=method, pipeline=pipeline,
+                         context_format=context_format)
 
 
 def _compress_pb(req: CompressRequest, collection: str | None, retrieve_top_k: int | None):

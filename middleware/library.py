@@ -9,7 +9,7 @@ from middleware.models import Embedder, ModelRegistry
 from middleware.offline import configure_offline
 from middleware.pipeline import Pipeline
 from middleware.settings import Settings
-from middleware.types import Budget, CompressRequest, CompressResult, ContextFormat, Document, Stage
+from middleware.types import DEFAULT_METHOD, Budget, CompressRequest, CompressResult, ContextFormat, Document, Stage
 
 
 class Ragpress:
@@ -40,19 +40,10 @@ class Ragpress:
                 budget: Budget | int | float, *, model: str | None = None,
                 method: str | None = None, pipeline: Sequence[Stage] | None = None,
                 context_format: ContextFormat | None = None) -> CompressRequest:
-        if method and pipeline:
-            from middleware.errors import InvalidArgument
-
-            raise InvalidArgument("give either method or pipeline, not both")
-        stages = tuple(pipeline) if pipeline else (Stage(method or self.settings.default_method),)
-        return CompressRequest(
-            query=query,
-            documents=tuple(as_document(d, i) for i, d in enumerate(documents)),
-            budget=as_budget(budget),
-            model=model or self.settings.default_model,
-            pipeline=stages,
-            context_format=context_format or ContextFormat(),
-        )
+        return build_request(query, documents, budget, model=model or self.settings.default_model,
+                             method=method or (None if pipeline else self.settings.default_method),
+                             pipeline=pipeline,
+                             context_format=context_format)
 
     def compress(self, query: str, documents: Iterable[Document | Mapping[str, Any]],
                  budget: Budget | int | float, **kwargs: Any) -> CompressResult:
@@ -76,6 +67,24 @@ class Ragpress:
                                   fallback=fallback)
         prepared = self.generator.prepare(request)
         return asyncio.run(collect(self.generator.run(prepared, tenant=tenant, timeout=timeout, stream=False)))
+
+
+def build_request(query: str, documents: Iterable[Document | Mapping[str, Any]], budget: Budget | int | float,
+                  *, model: str, method: str | None = None, pipeline: Sequence[Stage] | None = None,
+                  context_format: ContextFormat | None = None) -> CompressRequest:
+    """A CompressRequest from friendly arguments (shared by the engine and the clients)."""
+    if method and pipeline:
+        from middleware.errors import InvalidArgument
+
+        raise InvalidArgument("give either method or pipeline, not both")
+    return CompressRequest(
+        query=query,
+        documents=tuple(as_document(d, i) for i, d in enumerate(documents)),
+        budget=as_budget(budget),
+        model=model,
+        pipeline=tuple(pipeline) if pipeline else (Stage(method or DEFAULT_METHOD),),
+        context_format=context_format or ContextFormat(),
+    )
 
 
 def as_budget(budget: Budget | int | float) -> Budget:

@@ -167,6 +167,7 @@ class ModelRegistry:
         self.settings = settings
         self.tokenizers = TokenizerRegistry(settings.unknown_model)
         self._embedder = embedder
+        self._static: Embedder | None = None
         self._lock = threading.Lock()
         self._local: dict[str, Any] = {}
         self._local_lock = threading.Lock()
@@ -180,15 +181,18 @@ class ModelRegistry:
         return self._embedder
 
     def static_embedder(self) -> Embedder:
-        """The static MiniLM token table (fast sentence vectors; built once, cached on disk)."""
-        if getattr(self, "_static", None) is None:
+        """The static MiniLM token table (fast sentence vectors; built once, cached on disk).
+
+        With ``embedding_model = "hashing"`` (no model at all) it is the hashing embedder.
+        """
+        if self.settings.embedding_model == "hashing":
+            return self.embedder()
+        if self._static is None:
             with self._lock:
-                if getattr(self, "_static", None) is None:
+                if self._static is None:
                     from compressors.static_embedding import StaticEmbedder
 
-                    model_dir = self.settings.embedding_model
-                    if model_dir in ("", "hashing"):
-                        model_dir = default_embedding_path()
+                    model_dir = self.settings.embedding_model or default_embedding_path()
                     self._static = StaticEmbedder(model_dir, self.settings.resolved_cache_dir())
         return self._static
 
@@ -198,7 +202,7 @@ class ModelRegistry:
 
         units.split.cache_clear()
         self.tokenizers.clear_caches()
-        for embedder in (self._embedder, getattr(self, "_static", None)):
+        for embedder in (self._embedder, self._static):
             if hasattr(embedder, "clear_cache"):
                 embedder.clear_cache()
 
