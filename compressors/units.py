@@ -3,7 +3,8 @@
 Units are verbatim substrings of the document text. Protected blocks are single
 units, never cut: fenced code blocks, Markdown tables (consecutive lines starting
 with "|") and list items (a line starting with "-", "*", "•" or "1." / "1)").
-Other text is split by line, then into pysbd sentences; over-long sentences are
+Other text is split by line, then into sentences (sentencex, Wikimedia's
+rule-based segmenter); over-long sentences are
 cut at clause punctuation or whitespace, never inside a word (so never inside a
 number, date or identifier) and never next to a digit (so "Jan. 5, 2020" and
 "3 500 km" stay whole).
@@ -12,7 +13,6 @@ number, date or identifier) and never next to a digit (so "Jan. 5, 2020" and
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -22,11 +22,6 @@ _TABLE = re.compile(r"(?:^[ \t]*\|[^\n]*(?:\n|$))+", re.M)
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*•]|\d{1,3}[.)])[ \t]+")
 _CLAUSE_BREAK = re.compile(r"(?<=[;:,])\s+|\s+(?=\()")
 _WS = re.compile(r"\s+")
-# pysbd slows down sharply on very long lines; such lines are first cut into blocks
-# at likely sentence ends (punctuation, space, capital or digit), then segmented.
-_BLOCK_CHARS = 2000
-_LIKELY_END = re.compile(r"[.!?][\"')\]]*\s+(?=[A-Z0-9\"'(\[])")
-_local = threading.local()
 # A rough characters-per-token figure used only to cut over-long sentences into
 # pieces; budgets are always checked with the real tokenizer.
 _MAX_UNIT_CHARS = 600
@@ -38,22 +33,14 @@ class Span:
     end: int
 
 
-def _segmenter():
-    seg = getattr(_local, "segmenter", None)
-    if seg is None:
-        import pysbd
-
-        seg = pysbd.Segmenter(language="en", clean=False)
-        _local.segmenter = seg
-    return seg
-
-
 def _sentences(line: str, offset: int) -> list[Span]:
     spans: list[Span] = []
     pos = 0
-    for piece in _segmenter().segment(line):
+    import sentencex
+
+    for piece in sentencex.segment("en", line):
         start = line.find(piece, pos)
-        if start < 0:  # pysbd altered the text; keep the line whole rather than guess
+        if start < 0:  # the segmenter altered the text; keep the line whole rather than guess
             return [Span(offset, offset + len(line))]
         pos = start + len(piece)
         spans.append(Span(offset + start, offset + pos))
@@ -104,9 +91,7 @@ def _split_plain(text: str, start: int, end: int, max_chars: int) -> list[Span]:
         if _LIST_ITEM.match(line.group()):
             spans.append(Span(line.start(), line.end()))
             continue
-        sentences = [sent for block, at in _blocks(line.group())
-                     for sent in _sentences(block, line.start() + at)]
-        for sent in sentences:
+        for sent in _sentences(line.group(), line.start()):
             spans.extend(_cut_long(text, sent, max_chars))
     return spans
 
@@ -118,19 +103,6 @@ def _trim(text: str, span: Span) -> Span | None:
         return None
     lead = len(piece) - len(piece.lstrip())
     return Span(span.start + lead, span.start + lead + len(stripped))
-
-
-def _blocks(line: str) -> list[tuple[str, int]]:
-    if len(line) <= _BLOCK_CHARS:
-        return [(line, 0)]
-    blocks, start, last_end = [], 0, 0
-    for m in _LIKELY_END.finditer(line):
-        if m.end() - start > _BLOCK_CHARS and last_end > start:
-            blocks.append((line[start:last_end], start))
-            start = last_end
-        last_end = m.end()
-    blocks.append((line[start:], start))
-    return blocks
 
 
 @lru_cache(maxsize=50_000)
