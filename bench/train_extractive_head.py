@@ -85,13 +85,26 @@ def main() -> None:
     d2s = [features.doc_features_2(ctx, d1, doc1(d1)) for (ctx, *_), d1 in zip(items, d1s)]
     x, y, val = stack(d2s, [it[1] for it in items], [np.full(len(it[1]), it[3]) for it in items])
     doc2, ap2 = fit(x, y, val, features.DOC_FEATURES_2)
+    print("pairs (questions whose two gold documents were both retrieved)")
+    p2s = [doc2(d2) for d2 in d2s]
+    pair_rows = [(features.pair_features(ctx, p2), doc_y, v) for (ctx, doc_y, _, v), p2 in zip(items, p2s)]
+    pair_rows = [((pairs, x), np.array([doc_y[a] * doc_y[b] for a, b in pairs], np.int64), v)
+                 for (pairs, x), doc_y, v in pair_rows if doc_y.sum() == 2]
+    x, y, val = stack([r[0][1] for r in pair_rows], [r[1] for r in pair_rows],
+                      [np.full(len(r[1]), r[2]) for r in pair_rows])
+    pair, ap_pair = fit(x, y, val, features.PAIR_FEATURES)
+    top1 = [r[1][int(np.argmax(pair.logit(r[0][1])))] for r in pair_rows if r[2]]
+    print(f"  validation: the best pair is the gold pair in {np.mean(top1):.3f} of {len(top1)} questions")
     print("units")
-    us = [features.unit_features(ctx, doc2(d2)) for (ctx, *_), d2 in zip(items, d2s)]
+    shares = [features.pair_marginals(len(p2), *(lambda pr: (pr[0], pair.logit(pr[1])))(features.pair_features(ctx, p2)))
+              for (ctx, *_), p2 in zip(items, p2s)]
+    us = [features.unit_features(ctx, p2, share) for (ctx, *_), p2, share in zip(items, p2s, shares)]
     x, y, val = stack(us, [it[2] for it in items], [np.full(len(it[2]), it[3]) for it in items])
     unit, ap3 = fit(x, y, val, features.UNIT_FEATURES)
-    spec = {"doc1": doc1.to_json(), "doc2": doc2.to_json(), "unit": unit.to_json(),
+    spec = {"doc1": doc1.to_json(), "doc2": doc2.to_json(), "pair": pair.to_json(), "unit": unit.to_json(),
             "trained_on": DATA.name, "questions": len(items),
-            "validation_average_precision": {"doc1": ap1, "doc2": ap2, "unit": ap3}}
+            "validation_average_precision": {"doc1": ap1, "doc2": ap2, "pair": ap_pair, "unit": ap3},
+            "validation_pair_top1": round(float(np.mean(top1)), 4)}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(spec, indent=1))
     print(f"wrote {OUT}")

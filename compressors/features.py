@@ -5,6 +5,13 @@ cosine), the title named in the question, the best unit's scores, and a bridge
 signal (its title is mentioned by relevant other documents, relevance from the
 cheap first scores). Stage 2 adds the bridge again, weighted by the first doc
 head's probabilities (multi-hop: the second hop is the entity the first hop names).
+Pairs of documents (multi-hop questions need two documents that answer together):
+each pair is judged by the first doc head's probabilities, whether one names the
+other's title (as written, or with its case), the question's titles, how much of
+the question the two cover together that neither covers alone, and whether the
+disambiguating part of a title ("(2015 film)") is in the question; a pair head
+turns these into a posterior over pairs, and each document's share of it is the
+document's pair probability.
 Per unit: its own lexical and embedding scores and ranks, position, length,
 neighbours, whether it mentions the title of a relevant other document, and the
 document's probability.
@@ -12,6 +19,8 @@ document's probability.
 
 from __future__ import annotations
 
+import html
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -24,11 +33,15 @@ from compressors.base import CompressionJob
 DOC_FEATURES_1 = ("bm25_doc", "cos_doc", "cos_doc_rank", "bm25_doc_rank", "title_in_query", "query_coverage",
                   "best_unit_bm25", "best_unit_cos", "first_unit_cos", "bridge_cheap", "entity_coverage")
 DOC_FEATURES_2 = DOC_FEATURES_1 + ("p_doc1", "p_doc1_rank", "bridge_p1", "mentions_top_p1")
+PAIR_FEATURES = ("p_hi", "p_lo", "log_p_sum", "link_hi_lo", "link_lo_hi", "link_any", "titles_in_query",
+                 "title_in_query_min", "union_coverage", "coverage_gain", "link_hi_lo_x_title", "exact_link_x_p",
+                 "residual_coverage", "answer_type_lo", "answer_type_hi", "cos_hi", "cos_lo", "cased_link",
+                 "cased_link_x_title", "qualifier_hi", "qualifier_lo", "qualifier_min", "qualifier_lo_in_hi")
 UNIT_FEATURES = ("bm25_unit", "bm25_unit_rank", "cos_unit", "cos_unit_rank", "query_overlap",
-                 "p_doc", "p_doc_rank", "inv_position", "is_first", "log_tokens", "has_number",
+                 "p_doc", "p_doc_rank", "pair_share", "pair_share_rank", "inv_position", "is_first", "log_tokens", "has_number",
                  "neighbour_bm25", "mentions_relevant_title", "unit_rank_in_doc", "answer_type_match",
                  "entity_in_unit")
-_PAREN = re.compile(r"\s*\([^)]*\)\s*$")
+_PAREN = re.compile(r"\s*\(([^)]*)\)\s*$")
 _NUMBER = re.compile(r"\d")
 # Named things in a question: quoted strings and runs of capitalised words.
 _ENTITY = re.compile(r"\"([^\"]+)\"|((?:[A-Z][\w'.-]*\s?)+)")
@@ -96,6 +109,9 @@ class Context:
     unit_norm: list[str]
     q_tokens: set[str]
     entities: list[str]
+    doc_tokens: list[set[str]]      # title and text
+    bare_titles: list[str]          # as written, without a trailing "(qualifier)"
+    qualifiers: list[set[str]]      # the tokens of that qualifier
 
     def mention(self, source_texts: list[str], source_doc: list[int], weights: np.ndarray) -> np.ndarray:
         """For each target document: max weight of a source (of another document) naming its title."""
@@ -112,6 +128,7 @@ def prepare(job: CompressionJob, seg: packing.Segmented, embed: Callable[[list[s
     n, nd = len(seg.units), len(docs)
     titled = [f"{docs[u.doc].title.strip()}: {u.text}" if docs[u.doc].title.strip() else u.text for u in seg.units]
     doc_texts = [f"{d.title} {d.text}" for d in docs]
+    titles = [html.unescape(d.title).strip() for d in docs]
     if job.query.strip():
         vecs = embed([job.query, *titled, *doc_texts])
         cos_u = np.clip(vecs[1:1 + n] @ vecs[0], 0, 1)
@@ -122,9 +139,12 @@ def prepare(job: CompressionJob, seg: packing.Segmented, embed: Callable[[list[s
         job=job, seg=seg, doc_of=np.array([u.doc for u in seg.units], dtype=np.int64),
         bm_u=lexical.bm25(job.query, titled), cos_u=cos_u.astype(np.float32),
         bm_d=lexical.bm25(job.query, doc_texts), cos_d=cos_d.astype(np.float32),
-        title_keys=[_padded(_PAREN.sub("", d.title)) if lexical.tokenize(d.title) else "" for d in docs],
+        title_keys=[_padded(_PAREN.sub("", t)) if lexical.tokenize(t) else "" for t in titles],
         doc_norm=[_padded(d.text) for d in docs], unit_norm=[_padded(u.text) for u in seg.units],
-        q_tokens=set(lexical.tokenize(job.query)), entities=question_entities(job.query))
+        q_tokens=set(lexical.tokenize(job.query)), entities=question_entities(job.query),
+        doc_tokens=[set(lexical.tokenize(t)) for t in doc_texts],
+        bare_titles=[_PAREN.sub("", t).strip() for t in titles],
+        qualifiers=[set(lexical.tokenize(m.group(1))) if (m := _PAREN.search(t)) else set() for t in titles])
 
 
 def doc_features_1(ctx: Context) -> np.ndarray:
@@ -160,7 +180,63 @@ def doc_features_2(ctx: Context, d1: np.ndarray, p1: np.ndarray) -> np.ndarray:
     return np.concatenate([d1, np.stack([p1, rank01(p1), bridge, mentions_top], axis=1)], axis=1).astype(np.float32)
 
 
-def unit_features(ctx: Context, p_doc: np.ndarray) -> np.ndarray:
+def pair_features(ctx: Context, p: np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """Every unordered pair of documents, "hi" being the one ``p`` (documents alone) likes more."""
+    docs, nd = ctx.job.documents, len(ctx.job.documents)
+    pairs = list(itertools.combinations(range(nd), 2))
+    if not pairs:
+        return pairs, np.zeros((0, len(PAIR_FEATURES)), np.float32)
+    q, nq = ctx.q_tokens, max(1, len(ctx.q_tokens))
+    q_pad = _padded(ctx.job.query)
+    title_tokens = [set(k.split()) for k in ctx.title_keys]
+    in_query = [1.0 if k and k in q_pad else (0.5 * len(t & q) / len(t) if t else 0.0)
+                for k, t in zip(ctx.title_keys, title_tokens)]
+    cover = [len(q & t) / nq for t in ctx.doc_tokens]
+    pattern = answer_type_pattern(ctx.job.query)
+    typed = [1.0 if pattern is not None and pattern.search(d.text) else 0.0 for d in docs]
+    qualifier = [len(t & q) / len(t) if t else 0.5 for t in ctx.qualifiers]
+    heads = [b.split(",")[0].strip() for b in ctx.bare_titles]
+
+    def link(a: int, b: int) -> float:  # does a name b?
+        if ctx.title_keys[b] and ctx.title_keys[b] in ctx.doc_norm[a]:
+            return 1.0
+        return 0.5 * len(title_tokens[b] & ctx.doc_tokens[a]) / len(title_tokens[b]) if title_tokens[b] else 0.0
+
+    def cased(a: int, b: int) -> float:  # names it as a proper name, as written
+        return 1.0 if len(heads[b]) > 2 and heads[b] in docs[a].text else 0.0
+
+    rows = []
+    for a, b in pairs:
+        hi, lo = (a, b) if p[a] >= p[b] else (b, a)
+        union = len(q & (ctx.doc_tokens[a] | ctx.doc_tokens[b])) / nq
+        any_link, any_cased = max(link(a, b), link(b, a)), max(cased(a, b), cased(b, a))
+        rows.append([
+            p[hi], p[lo], np.log(p[hi] + 1e-4) + np.log(p[lo] + 1e-4), link(hi, lo), link(lo, hi), any_link,
+            in_query[a] + in_query[b], min(in_query[a], in_query[b]), union, union - max(cover[a], cover[b]),
+            link(hi, lo) * in_query[hi], float(any_link == 1.0) * p[hi],
+            len(q & ctx.doc_tokens[lo] - ctx.doc_tokens[hi]) / nq, typed[lo], typed[hi],
+            ctx.cos_d[hi], ctx.cos_d[lo], any_cased, cased(hi, lo) * in_query[hi],
+            qualifier[hi], qualifier[lo], min(qualifier[a], qualifier[b]),
+            len(ctx.qualifiers[lo] & ctx.doc_tokens[hi]) / len(ctx.qualifiers[lo]) if ctx.qualifiers[lo] else 0.5,
+        ])
+    return pairs, np.array(rows, dtype=np.float32)
+
+
+def pair_marginals(nd: int, pairs: list[tuple[int, int]], logits: np.ndarray) -> np.ndarray:
+    """Each document's share of the posterior over pairs (softmax of the pair logits)."""
+    out = np.zeros(nd, dtype=np.float32)
+    if not pairs:
+        out[:] = 1.0
+        return out
+    w = np.exp(logits - logits.max())
+    w /= w.sum()
+    for (a, b), p in zip(pairs, w):
+        out[a] += p
+        out[b] += p
+    return np.minimum(out, 1.0)
+
+
+def unit_features(ctx: Context, p_doc: np.ndarray, share: np.ndarray) -> np.ndarray:
     seg, n = ctx.seg, len(ctx.seg.units)
     if n == 0:
         return np.zeros((0, len(UNIT_FEATURES)), np.float32)
@@ -187,7 +263,7 @@ def unit_features(ctx: Context, p_doc: np.ndarray) -> np.ndarray:
                                for t in ctx.unit_norm], dtype=np.float32)
     return np.stack([
         bm_un, rank01(ctx.bm_u), ctx.cos_u, rank01(ctx.cos_u), overlap,
-        p_doc[ctx.doc_of], rank01(p_doc)[ctx.doc_of],
+        p_doc[ctx.doc_of], rank01(p_doc)[ctx.doc_of], share[ctx.doc_of], rank01(share)[ctx.doc_of],
         np.array([1.0 / (1 + u.index) for u in seg.units], dtype=np.float32),
         np.array([1.0 if u.index == 0 else 0.0 for u in seg.units], dtype=np.float32),
         np.log1p(tokens) / 5.0,

@@ -1,8 +1,9 @@
 """The trained scoring heads of the extractive method (weights in compressors/data/).
 
-Three logistic regressions applied in turn: documents (stage 1), documents again
-with multi-hop bridges weighted by stage 1 (stage 2), then units with their
-document's probability. Trained by ``bench/train_extractive_head.py``.
+Four logistic regressions applied in turn: documents (stage 1), documents again
+with multi-hop bridges weighted by stage 1 (stage 2), pairs of documents (a
+softmax over the pairs gives each document its share of the best pairs), then
+units with their document's probability and pair share. Trained by ``bench/train_extractive_head.py``.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ class Logistic:
     coef: np.ndarray
     intercept: float
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def logit(self, x: np.ndarray) -> np.ndarray:
         if x.shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
-        z = ((x - self.mean) / self.scale) @ self.coef + self.intercept
-        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+        return (((x - self.mean) / self.scale) @ self.coef + self.intercept).astype(np.float32)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return (1.0 / (1.0 + np.exp(-self.logit(x)))).astype(np.float32)
 
     def to_json(self) -> dict:
         return {"features": list(self.names), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
@@ -51,21 +54,27 @@ class Logistic:
 @dataclass(frozen=True)
 class Scores:
     unit: np.ndarray   # probability that each unit is evidence
-    doc: np.ndarray    # probability that each document holds evidence
+    doc: np.ndarray    # probability that each document holds evidence (alone, or in the best pairs)
 
 
 @dataclass(frozen=True)
 class Heads:
     doc1: Logistic
     doc2: Logistic
+    pair: Logistic
     unit: Logistic
+
+    def documents(self, ctx: features.Context) -> tuple[np.ndarray, np.ndarray]:
+        """Each document's probability alone, and its share of the pair posterior."""
+        d1 = features.doc_features_1(ctx)
+        p_doc = self.doc2(features.doc_features_2(ctx, d1, self.doc1(d1)))
+        pairs, x = features.pair_features(ctx, p_doc)
+        return p_doc, features.pair_marginals(len(p_doc), pairs, self.pair.logit(x))
 
     def score(self, job: CompressionJob, seg: packing.Segmented, embed: Callable) -> Scores:
         ctx = features.prepare(job, seg, embed)
-        d1 = features.doc_features_1(ctx)
-        p1 = self.doc1(d1)
-        p_doc = self.doc2(features.doc_features_2(ctx, d1, p1))
-        return Scores(self.unit(features.unit_features(ctx, p_doc)), p_doc)
+        p_doc, share = self.documents(ctx)
+        return Scores(self.unit(features.unit_features(ctx, p_doc, share)), np.maximum(p_doc, share))
 
 
 @lru_cache(maxsize=1)
@@ -73,4 +82,5 @@ def load(path: Path = HEAD_PATH) -> Heads:
     spec = json.loads(path.read_text(encoding="utf-8"))
     return Heads(Logistic.from_json(spec["doc1"], features.DOC_FEATURES_1),
                  Logistic.from_json(spec["doc2"], features.DOC_FEATURES_2),
+                 Logistic.from_json(spec["pair"], features.PAIR_FEATURES),
                  Logistic.from_json(spec["unit"], features.UNIT_FEATURES))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from compressors import units
 from compressors.head import load
 from middleware.types import Stage
@@ -64,3 +67,47 @@ def test_adaptive_selection_returns_fewer_tokens_than_a_loose_budget(fast_engine
     assert "2,102,650" in res.context
     assert res.compressed_tokens < res.original_tokens
     assert res.stages[0].details["fewer_than_budget"] is True
+
+
+# A two-hop question: the festival's document names the town; only the town's
+# document holds the answer, and it shares few words with the question. The
+# distractors share more of the question's words but name no other document.
+BRIDGE = [
+    {"id": "d1", "title": "River festivals", "text": "A river festival is a town festival held on a river. "
+                                                     "Such festivals draw crowds to the river bank of a town."},
+    {"id": "a", "title": "Zorblat Festival", "text": "The Zorblat Festival is an annual music festival. "
+                                                     "It is held every summer in Quenton."},
+    {"id": "d2", "title": "Rivers of Hallam", "text": "Many rivers flow through the towns of Hallam. "
+                                                      "A festival is held where two rivers meet."},
+    {"id": "b", "title": "Quenton", "text": "Quenton is a market town in Hallam. "
+                                            "The river Marrow runs through it, and it has three bridges."},
+    {"id": "d3", "title": "Town festival", "text": "A town festival is held in a town. Music and a river "
+                                                   "parade are common at a festival."},
+]
+BRIDGE_QUERY = "Which river flows through the town where the Zorblat Festival is held?"
+
+
+def test_pair_shares_form_a_posterior_over_pairs():
+    from compressors import features
+
+    share = features.pair_marginals(4, [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)],
+                                    np.array([3.0, 1.0, 0.0, 0.0, 0.0, -1.0], np.float32))
+    assert share.sum() == pytest.approx(2.0, abs=1e-5)  # every pair gives its mass to two documents
+    assert share[0] > share[1] > share[2] > share[3]
+    assert features.pair_marginals(1, [], np.zeros(0, np.float32)).tolist() == [1.0]
+
+
+def test_the_second_hop_is_found_through_the_document_that_names_it(fast_engine):
+    from compressors import features, packing
+    from compressors.base import CompressionJob
+
+    req = fast_engine.request(BRIDGE_QUERY, BRIDGE, 60)
+    job = CompressionJob(req.query, req.documents, 60, fast_engine.models.tokenizers.get(req.model))
+    ctx = features.prepare(job, packing.segment(req.documents), fast_engine.models.static_embedder().embed)
+    p_doc, share = load().documents(ctx)
+    ids = [d.id for d in req.documents]
+    assert {ids[i] for i in np.argsort(-share)[:2]} == {"a", "b"}
+    # Alone, the answer's document ranks below a distractor; the pair lifts it.
+    assert p_doc[ids.index("b")] < max(p_doc[ids.index(d)] for d in ("d1", "d2", "d3"))
+    res = fast_engine.compress(BRIDGE_QUERY, BRIDGE, 60)
+    assert "Marrow" in res.context and "Quenton" in res.context
