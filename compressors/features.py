@@ -33,9 +33,9 @@ from compressors.base import CompressionJob
 DOC_FEATURES_1 = ("bm25_doc", "cos_doc", "cos_doc_rank", "bm25_doc_rank", "title_in_query", "query_coverage",
                   "best_unit_bm25", "best_unit_cos", "first_unit_cos", "bridge_cheap", "entity_coverage")
 DOC_FEATURES_2 = DOC_FEATURES_1 + ("p_doc1", "p_doc1_rank", "bridge_p1", "mentions_top_p1")
-PAIR_FEATURES = ("p_hi", "p_lo", "log_p_sum", "link_hi_lo", "link_lo_hi", "link_any", "titles_in_query",
+PAIR_FEATURES = ("p_hi", "link_hi_lo", "link_lo_hi", "link_any", "titles_in_query",
                  "title_in_query_min", "union_coverage", "coverage_gain", "link_hi_lo_x_title", "exact_link_x_p",
-                 "residual_coverage", "answer_type_lo", "answer_type_hi", "cos_hi", "cos_lo", "cased_link",
+                 "residual_coverage", "answer_type_lo", "answer_type_hi", "cos_hi", "cased_link",
                  "cased_link_x_title", "qualifier_hi", "qualifier_lo", "qualifier_min", "qualifier_lo_in_hi")
 UNIT_FEATURES = ("bm25_unit", "bm25_unit_rank", "cos_unit", "cos_unit_rank", "query_overlap",
                  "p_doc", "p_doc_rank", "pair_share", "pair_share_rank", "inv_position", "is_first", "log_tokens", "has_number",
@@ -181,7 +181,15 @@ def doc_features_2(ctx: Context, d1: np.ndarray, p1: np.ndarray) -> np.ndarray:
 
 
 def pair_features(ctx: Context, p: np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray]:
-    """Every unordered pair of documents, "hi" being the one ``p`` (documents alone) likes more."""
+    """Every unordered pair of documents, "hi" being the one ``p`` (documents alone) likes more.
+
+    The weaker document's own lexical scores are deliberately left out: a second
+    hop is often far from the question's words (that is why it is a second hop),
+    and where distractors were chosen for their likeness to the question, a pair
+    head that trusts them picks two look-alikes. On the training data's questions
+    whose second gold document ranks below two others alone, leaving them out
+    raised pair accuracy from 0.50 to 0.69 (5-fold, same overall accuracy).
+    """
     docs, nd = ctx.job.documents, len(ctx.job.documents)
     pairs = list(itertools.combinations(range(nd), 2))
     if not pairs:
@@ -211,11 +219,11 @@ def pair_features(ctx: Context, p: np.ndarray) -> tuple[list[tuple[int, int]], n
         union = len(q & (ctx.doc_tokens[a] | ctx.doc_tokens[b])) / nq
         any_link, any_cased = max(link(a, b), link(b, a)), max(cased(a, b), cased(b, a))
         rows.append([
-            p[hi], p[lo], np.log(p[hi] + 1e-4) + np.log(p[lo] + 1e-4), link(hi, lo), link(lo, hi), any_link,
+            p[hi], link(hi, lo), link(lo, hi), any_link,
             in_query[a] + in_query[b], min(in_query[a], in_query[b]), union, union - max(cover[a], cover[b]),
             link(hi, lo) * in_query[hi], float(any_link == 1.0) * p[hi],
             len(q & ctx.doc_tokens[lo] - ctx.doc_tokens[hi]) / nq, typed[lo], typed[hi],
-            ctx.cos_d[hi], ctx.cos_d[lo], any_cased, cased(hi, lo) * in_query[hi],
+            ctx.cos_d[hi], any_cased, cased(hi, lo) * in_query[hi],
             qualifier[hi], qualifier[lo], min(qualifier[a], qualifier[b]),
             len(ctx.qualifiers[lo] & ctx.doc_tokens[hi]) / len(ctx.qualifiers[lo]) if ctx.qualifiers[lo] else 0.5,
         ])
