@@ -36,7 +36,7 @@ DOC_FEATURES_2 = DOC_FEATURES_1 + ("p_doc1", "p_doc1_rank", "bridge_p1", "mentio
 PAIR_FEATURES = ("p_hi", "link_hi_lo", "link_lo_hi", "link_any", "titles_in_query",
                  "title_in_query_min", "union_coverage", "coverage_gain", "link_hi_lo_x_title", "exact_link_x_p",
                  "residual_coverage", "answer_type_lo", "answer_type_hi", "cos_hi", "cased_link",
-                 "cased_link_x_title", "qualifier_hi", "qualifier_lo", "qualifier_min", "qualifier_lo_in_hi")
+                 "cased_link_x_title", "qualifier_hi", "qualifier_lo", "qualifier_min", "qualifier_lo_in_hi", "title_overlap")
 UNIT_FEATURES = ("bm25_unit", "bm25_unit_rank", "cos_unit", "cos_unit_rank", "query_overlap",
                  "p_doc", "p_doc_rank", "pair_share", "pair_share_rank", "inv_position", "is_first", "log_tokens", "has_number",
                  "neighbour_bm25", "mentions_relevant_title", "unit_rank_in_doc", "answer_type_match",
@@ -226,6 +226,8 @@ def pair_features(ctx: Context, p: np.ndarray) -> tuple[list[tuple[int, int]], n
             ctx.cos_d[hi], any_cased, cased(hi, lo) * in_query[hi],
             qualifier[hi], qualifier[lo], min(qualifier[a], qualifier[b]),
             len(ctx.qualifiers[lo] & ctx.doc_tokens[hi]) / len(ctx.qualifiers[lo]) if ctx.qualifiers[lo] else 0.5,
+            # Two pages about one name ("X (singer)", "X (actress)") rarely answer together.
+            len(title_tokens[a] & title_tokens[b]) / max(1, len(title_tokens[a] | title_tokens[b])),
         ])
     return pairs, np.array(rows, dtype=np.float32)
 
