@@ -1,9 +1,11 @@
 """The trained scoring heads of the extractive method (weights in compressors/data/).
 
-Four logistic regressions applied in turn: documents (stage 1), documents again
-with multi-hop bridges weighted by stage 1 (stage 2), pairs of documents (a
-softmax over the pairs gives each document its share of the best pairs), then
-units with their document's probability and pair share. Trained by ``bench/train_extractive_head.py``.
+Four heads applied in turn: documents (stage 1), documents again with multi-hop
+bridges weighted by stage 1 (stage 2), pairs of documents (a softmax over the
+pairs gives each document its share of the best pairs), all logistic
+regressions; then units with their document's probability and pair share, by
+logistic regression or small gradient-boosted trees (compressors/trees.py),
+whichever validated better when trained. Trained by ``bench/train_extractive_head.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from compressors import features, packing
 from compressors.base import CompressionJob
+from compressors.trees import Forest
 
 HEAD_PATH = Path(__file__).resolve().parent / "data" / "extractive_head.json"
 
@@ -39,7 +42,7 @@ class Logistic:
         return (1.0 / (1.0 + np.exp(-self.logit(x)))).astype(np.float32)
 
     def to_json(self) -> dict:
-        return {"features": list(self.names), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+        return {"kind": "logistic", "features": list(self.names), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
                 "coef": self.coef.tolist(), "intercept": self.intercept}
 
     @classmethod
@@ -62,7 +65,7 @@ class Heads:
     doc1: Logistic
     doc2: Logistic
     pair: Logistic
-    unit: Logistic
+    unit: Logistic | Forest
 
     def documents(self, ctx: features.Context) -> tuple[np.ndarray, np.ndarray]:
         """Each document's probability alone, and its share of the pair posterior."""
@@ -83,4 +86,7 @@ def load(path: Path = HEAD_PATH) -> Heads:
     return Heads(Logistic.from_json(spec["doc1"], features.DOC_FEATURES_1),
                  Logistic.from_json(spec["doc2"], features.DOC_FEATURES_2),
                  Logistic.from_json(spec["pair"], features.PAIR_FEATURES),
-                 Logistic.from_json(spec["unit"], features.UNIT_FEATURES))
+                 _LOADERS[spec["unit"].get("kind", "logistic")](spec["unit"], features.UNIT_FEATURES))
+
+
+_LOADERS = {"logistic": Logistic.from_json, "forest": Forest.from_json}

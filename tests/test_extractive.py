@@ -18,8 +18,30 @@ PARIS = [
 
 
 def test_the_committed_head_matches_the_features():
+    from compressors import features
+
     heads = load()
-    assert heads.unit.coef.shape == heads.unit.mean.shape
+    assert heads.doc1.coef.shape == (len(features.DOC_FEATURES_1),)
+    assert heads.pair.coef.shape == (len(features.PAIR_FEATURES),)
+    assert heads.unit.names == features.UNIT_FEATURES
+    assert heads.unit(np.zeros((3, len(features.UNIT_FEATURES)), np.float32)).shape == (3,)
+
+
+def test_trees_exported_from_scikit_learn_predict_what_scikit_learn_predicts():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from compressors.trees import Forest
+
+    rng = np.random.default_rng(0)
+    x = rng.random((400, 4))
+    y = ((x[:, 0] > 0.5) & (x[:, 2] < 0.7) | (rng.random(400) < 0.1)).astype(int)
+    model = HistGradientBoostingClassifier(max_iter=30, max_depth=3, random_state=0).fit(x, y)
+    forest = Forest.from_json(Forest.from_sklearn(model, ("a", "b", "c", "d")).to_json(), ("a", "b", "c", "d"))
+    probe = rng.random((50, 4))
+    assert np.allclose(forest(probe), model.predict_proba(probe)[:, 1], atol=1e-6)
+    assert forest(np.zeros((0, 4))).shape == (0,)
+    with pytest.raises(RuntimeError, match="retrain"):
+        Forest.from_json(forest.to_json(), ("a", "b"))
 
 
 def test_protected_blocks_are_single_units():
