@@ -40,7 +40,7 @@ PAIR_FEATURES = ("p_hi", "link_hi_lo", "link_lo_hi", "link_any", "titles_in_quer
 UNIT_FEATURES = ("bm25_unit", "bm25_unit_rank", "cos_unit", "cos_unit_rank", "query_overlap",
                  "p_doc", "p_doc_rank", "pair_share", "pair_share_rank", "inv_position", "is_first", "log_tokens", "has_number",
                  "neighbour_bm25", "mentions_relevant_title", "unit_rank_in_doc", "answer_type_match",
-                 "entity_in_unit")
+                 "entity_in_unit", "mentions_pair_title", "residual_coverage", "in_top_pair")
 _PAREN = re.compile(r"\s*\(([^)]*)\)\s*$")
 _NUMBER = re.compile(r"\d")
 # Named things in a question: quoted strings and runs of capitalised words.
@@ -271,6 +271,17 @@ def unit_features(ctx: Context, p_doc: np.ndarray, share: np.ndarray) -> np.ndar
                           dtype=np.float32)
     entity_in_unit = np.array([sum(f" {e} " in t for e in ctx.entities) / max(1, len(ctx.entities))
                                for t in ctx.unit_norm], dtype=np.float32)
+    # The sentence that names the other document of a likely pair is the bridge itself.
+    mentions_pair = np.array([max((share[o] for o, key in enumerate(ctx.title_keys)
+                                   if o != u.doc and key and key in ctx.unit_norm[i]), default=0.0)
+                              for i, u in enumerate(seg.units)], dtype=np.float32)
+    # What a sentence adds to the question beyond the best other document.
+    top = np.argsort(-share, kind="stable")[:2]
+    partner = [int(top[1]) if len(top) > 1 and top[0] == d else int(top[0]) for d in range(len(share))]
+    residual = np.array([len((ctx.q_tokens - ctx.doc_tokens[partner[u.doc]]) & set(t.split()))
+                         / max(1, len(ctx.q_tokens)) if partner[u.doc] != u.doc else 0.0
+                         for u, t in zip(seg.units, ctx.unit_norm)], dtype=np.float32)
+    in_top = np.isin(ctx.doc_of, top).astype(np.float32)
     return np.stack([
         bm_un, rank01(ctx.bm_u), ctx.cos_u, rank01(ctx.cos_u), overlap,
         p_doc[ctx.doc_of], rank01(p_doc)[ctx.doc_of], share[ctx.doc_of], rank01(share)[ctx.doc_of],
@@ -278,5 +289,5 @@ def unit_features(ctx: Context, p_doc: np.ndarray, share: np.ndarray) -> np.ndar
         np.array([1.0 if u.index == 0 else 0.0 for u in seg.units], dtype=np.float32),
         np.log1p(tokens) / 5.0,
         np.array([1.0 if _NUMBER.search(u.text) else 0.0 for u in seg.units], dtype=np.float32),
-        neighbour, mentions, rank_in_doc, type_match, entity_in_unit,
+        neighbour, mentions, rank_in_doc, type_match, entity_in_unit, mentions_pair, residual, in_top,
     ], axis=1).astype(np.float32)
