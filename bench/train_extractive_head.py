@@ -64,6 +64,7 @@ def fit_forest(x, y, val, names):
 def main() -> None:
     from compressors import features, packing
     from compressors.base import CompressionJob
+    from compressors.head import SOFT_TEMPERATURE
     from hotpot_to_batch import convert
     from middleware.library import Ragpress
 
@@ -111,9 +112,10 @@ def main() -> None:
     top1 = [r[1][int(np.argmax(pair.logit(r[0][1])))] for r in pair_rows if r[2]]
     print(f"  validation: the best pair is the gold pair in {np.mean(top1):.3f} of {len(top1)} questions")
     print("units")
-    shares = [features.pair_marginals(len(p2), *(lambda pr: (pr[0], pair.logit(pr[1])))(features.pair_features(ctx, p2)))
-              for (ctx, *_), p2 in zip(items, p2s)]
-    us = [features.unit_features(ctx, p2, share) for (ctx, *_), p2, share in zip(items, p2s, shares)]
+    pf = [features.pair_features(ctx, p2) for (ctx, *_), p2 in zip(items, p2s)]
+    shares = [features.pair_marginals(len(p2), pairs, pair.logit(x)) for p2, (pairs, x) in zip(p2s, pf)]
+    softs = [features.pair_marginals(len(p2), pairs, pair.logit(x) / SOFT_TEMPERATURE) for p2, (pairs, x) in zip(p2s, pf)]
+    us = [features.unit_features(ctx, p2, share, soft) for (ctx, *_), p2, share, soft in zip(items, p2s, shares, softs)]
     x, y, val = stack(us, [it[2] for it in items], [np.full(len(it[2]), it[3]) for it in items])
     unit, ap3 = fit(x, y, val, features.UNIT_FEATURES)
     forest, ap_forest = fit_forest(x, y, val, features.UNIT_FEATURES)

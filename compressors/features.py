@@ -40,7 +40,7 @@ PAIR_FEATURES = ("p_hi", "link_hi_lo", "link_lo_hi", "link_any", "titles_in_quer
 UNIT_FEATURES = ("bm25_unit", "bm25_unit_rank", "cos_unit", "cos_unit_rank", "query_overlap",
                  "p_doc", "p_doc_rank", "pair_share", "pair_share_rank", "inv_position", "is_first", "log_tokens", "has_number",
                  "neighbour_bm25", "mentions_relevant_title", "unit_rank_in_doc", "answer_type_match",
-                 "entity_in_unit", "mentions_pair_title", "residual_coverage", "in_top_pair")
+                 "entity_in_unit", "mentions_pair_title", "residual_coverage", "in_top_pair", "soft_share")
 _PAREN = re.compile(r"\s*\(([^)]*)\)\s*$")
 _NUMBER = re.compile(r"\d")
 # Named things in a question: quoted strings and runs of capitalised words.
@@ -246,7 +246,7 @@ def pair_marginals(nd: int, pairs: list[tuple[int, int]], logits: np.ndarray) ->
     return np.minimum(out, 1.0)
 
 
-def unit_features(ctx: Context, p_doc: np.ndarray, share: np.ndarray) -> np.ndarray:
+def unit_features(ctx: Context, p_doc: np.ndarray, share: np.ndarray, soft: np.ndarray) -> np.ndarray:
     seg, n = ctx.seg, len(ctx.seg.units)
     if n == 0:
         return np.zeros((0, len(UNIT_FEATURES)), np.float32)
@@ -289,5 +289,5 @@ def unit_features(ctx: Context, p_doc: np.ndarray, share: np.ndarray) -> np.ndar
         np.array([1.0 if u.index == 0 else 0.0 for u in seg.units], dtype=np.float32),
         np.log1p(tokens) / 5.0,
         np.array([1.0 if _NUMBER.search(u.text) else 0.0 for u in seg.units], dtype=np.float32),
-        neighbour, mentions, rank_in_doc, type_match, entity_in_unit, mentions_pair, residual, in_top,
+        neighbour, mentions, rank_in_doc, type_match, entity_in_unit, mentions_pair, residual, in_top, soft[ctx.doc_of],
     ], axis=1).astype(np.float32)

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -60,6 +60,16 @@ class Scores:
     doc: np.ndarray    # probability that each document holds evidence (alone, or in the best pairs)
 
 
+class DocumentScores(NamedTuple):
+    alone: np.ndarray       # probability that each document holds evidence, judged alone
+    share: np.ndarray       # its share of the posterior over pairs of documents
+    soft_share: np.ndarray  # the same at a higher temperature: a hedge for the unit head
+
+
+# The pair posterior's second temperature; training and serving must agree.
+SOFT_TEMPERATURE = 3.0
+
+
 @dataclass(frozen=True)
 class Heads:
     doc1: Logistic
@@ -67,17 +77,19 @@ class Heads:
     pair: Logistic
     unit: Logistic | Forest
 
-    def documents(self, ctx: features.Context) -> tuple[np.ndarray, np.ndarray]:
-        """Each document's probability alone, and its share of the pair posterior."""
+    def documents(self, ctx: features.Context) -> DocumentScores:
         d1 = features.doc_features_1(ctx)
-        p_doc = self.doc2(features.doc_features_2(ctx, d1, self.doc1(d1)))
-        pairs, x = features.pair_features(ctx, p_doc)
-        return p_doc, features.pair_marginals(len(p_doc), pairs, self.pair.logit(x))
+        alone = self.doc2(features.doc_features_2(ctx, d1, self.doc1(d1)))
+        pairs, x = features.pair_features(ctx, alone)
+        logits = self.pair.logit(x)
+        return DocumentScores(alone, features.pair_marginals(len(alone), pairs, logits),
+                              features.pair_marginals(len(alone), pairs, logits / SOFT_TEMPERATURE))
 
     def score(self, job: CompressionJob, seg: packing.Segmented, embed: Callable) -> Scores:
         ctx = features.prepare(job, seg, embed)
-        p_doc, share = self.documents(ctx)
-        return Scores(self.unit(features.unit_features(ctx, p_doc, share)), np.maximum(p_doc, share))
+        docs = self.documents(ctx)
+        prob = self.unit(features.unit_features(ctx, docs.alone, docs.share, docs.soft_share))
+        return Scores(prob, np.maximum(docs.alone, docs.share))
 
 
 @lru_cache(maxsize=1)

@@ -126,9 +126,10 @@ def test_the_second_hop_is_found_through_the_document_that_names_it(fast_engine)
     req = fast_engine.request(BRIDGE_QUERY, BRIDGE, 60)
     job = CompressionJob(req.query, req.documents, 60, fast_engine.models.tokenizers.get(req.model))
     ctx = features.prepare(job, packing.segment(req.documents), fast_engine.models.static_embedder().embed)
-    p_doc, share = load().documents(ctx)
+    p_doc, share, soft = load().documents(ctx)
     ids = [d.id for d in req.documents]
     assert {ids[i] for i in np.argsort(-share)[:2]} == {"a", "b"}
+    assert {ids[i] for i in np.argsort(-soft)[:2]} == {"a", "b"} and soft.max() < share.max()
     # Alone, the answer's document ranks below a distractor; the pair lifts it.
     assert p_doc[ids.index("b")] < max(p_doc[ids.index(d)] for d in ("d1", "d2", "d3"))
     res = fast_engine.compress(BRIDGE_QUERY, BRIDGE, 60)
