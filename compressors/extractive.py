@@ -26,8 +26,9 @@ from middleware.models import ModelRegistry
 
 @dataclass(frozen=True)
 class ExtractiveOptions:
-    # Units whose evidence probability is below this are not kept even if they fit.
-    min_probability: float = 0.002
+    # Units whose evidence probability is below this are not kept even if they fit
+    # (chosen on the training data's validation split: bench/tune_extractive_thresholds.py).
+    min_probability: float = 0.005
     # A document is dropped whole when its best unit is below this probability.
     min_document_probability: float = 0.002
     # Near-duplicate units (word-set Jaccard at or above this) are kept once; 1 disables.

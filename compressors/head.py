@@ -72,8 +72,8 @@ SOFT_TEMPERATURE = 3.0
 
 @dataclass(frozen=True)
 class Heads:
-    doc1: Logistic
-    doc2: Logistic
+    doc1: Logistic | Forest
+    doc2: Logistic | Forest
     pair: Logistic
     unit: Logistic | Forest
 
@@ -95,8 +95,8 @@ class Heads:
 @lru_cache(maxsize=1)
 def load(path: Path = HEAD_PATH) -> Heads:
     spec = json.loads(path.read_text(encoding="utf-8"))
-    return Heads(Logistic.from_json(spec["doc1"], features.DOC_FEATURES_1),
-                 Logistic.from_json(spec["doc2"], features.DOC_FEATURES_2),
+    return Heads(_LOADERS[spec["doc1"].get("kind", "logistic")](spec["doc1"], features.DOC_FEATURES_1),
+                 _LOADERS[spec["doc2"].get("kind", "logistic")](spec["doc2"], features.DOC_FEATURES_2),
                  Logistic.from_json(spec["pair"], features.PAIR_FEATURES),
                  _LOADERS[spec["unit"].get("kind", "logistic")](spec["unit"], features.UNIT_FEATURES))
 

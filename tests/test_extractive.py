@@ -21,10 +21,11 @@ def test_the_committed_head_matches_the_features():
     from compressors import features
 
     heads = load()
-    assert heads.doc1.coef.shape == (len(features.DOC_FEATURES_1),)
-    assert heads.pair.coef.shape == (len(features.PAIR_FEATURES),)
-    assert heads.unit.names == features.UNIT_FEATURES
-    assert heads.unit(np.zeros((3, len(features.UNIT_FEATURES)), np.float32)).shape == (3,)
+    for head_, names in ((heads.doc1, features.DOC_FEATURES_1), (heads.doc2, features.DOC_FEATURES_2),
+                         (heads.pair, features.PAIR_FEATURES), (heads.unit, features.UNIT_FEATURES)):
+        assert head_.names == names
+        p = head_(np.zeros((3, len(names)), np.float32))
+        assert p.shape == (3,) and np.all((p > 0) & (p < 1))
 
 
 def test_trees_exported_from_scikit_learn_predict_what_scikit_learn_predicts():

@@ -1,0 +1,68 @@
+"""Chooses the extractive method's default min_probability on the training data's validation split.
+
+    .venv/bin/python bench/train_extractive_head.py --holdout --out /tmp/holdout_head.json
+    .venv/bin/python bench/tune_extractive_thresholds.py /tmp/holdout_head.json
+
+Runs the method with heads fitted WITHOUT the validation split (fold 0 of
+hotpot_retrieved_500.jsonl) over that split's questions, at 150/300/600 tokens
+and several thresholds, and prints supporting-fact recall, answer kept and
+tokens used. The default is the knee: the largest threshold whose recall at 600
+tokens is within 0.005 of the best. hotpot_distractor_dev100 is not read.
+Writes bench/results/extractive_thresholds.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+DATA = HERE.parent.parent / "shared" / "data" / "hotpotqa" / "hotpot_retrieved_500.jsonl"
+THRESHOLDS = (0.02, 0.01, 0.005, 0.002, 0.001, 0.0)
+
+
+def main() -> None:
+    from compressors import head
+    from hotpot_to_batch import convert
+    from metrics import answer_kept, supporting_recall
+    from middleware.library import Ragpress
+    from middleware.types import Stage
+
+    held = head.load(Path(sys.argv[1]))
+    head.load = lambda *a, **k: held  # the method's factory reads the heads through load()
+    engine = Ragpress()
+    rows = [json.loads(l) for l in DATA.read_text(encoding="utf-8").splitlines() if l.strip()]
+    pairs = [convert(r, None) for r in rows
+             if r.get("context") and int(hashlib.sha1(r["id"].encode()).hexdigest(), 16) % 5 == 0]
+    results = {}
+    print(f"{len(pairs)} validation questions")
+    print("| min_probability | budget | SF recall | answer kept | tokens |")
+    print("|---|---|---|---|---|")
+    for threshold in THRESHOLDS:
+        for budget in (150, 300, 600):
+            rec, ans, tokens = [], [], []
+            for line, gold in pairs:
+                res = engine.compress(line["query"], line["documents"], budget,
+                                      pipeline=[Stage("extractive", {"min_probability": threshold})])
+                r, a = supporting_recall(gold, res.context), answer_kept(gold["answer"], res.context)
+                rec += [r] if r is not None else []
+                ans += [a] if a is not None else []
+                tokens.append(res.compressed_tokens)
+            row = {"sf_recall": statistics.fmean(rec), "answer_kept": statistics.fmean(ans),
+                   "tokens": statistics.fmean(tokens)}
+            results.setdefault(str(threshold), {})[str(budget)] = row
+            print(f"| {threshold} | {budget} | {row['sf_recall']:.3f} | {row['answer_kept']:.3f} | {row['tokens']:.0f} |")
+    best = max(r["600"]["sf_recall"] for r in results.values())
+    knee = max(t for t in THRESHOLDS if results[str(t)]["600"]["sf_recall"] >= best - 0.005)
+    print(f"\nknee: min_probability = {knee}")
+    out = HERE / "results" / "extractive_thresholds.json"
+    out.write_text(json.dumps({"validation_questions": len(pairs), "knee": knee, "results": results}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
