@@ -163,3 +163,17 @@ async def test_bad_generation_options_are_invalid_argument(stub, upstream):
         await stub.Generate(req)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "after {context}" in info.value.details()
     assert (await stub.Generate(_request())).text
+
+
+async def test_a_deadline_the_server_notices_first_is_deadline_exceeded(upstream):
+    # In-process there is no client to notice: the upstream attempt's time-out, set from
+    # the caller's deadline, fires first, and must read as the deadline, not as UNAVAILABLE.
+    from middleware.errors import DeadlineExceeded
+
+    upstream.reset(delay=3.0)
+    engine = Ragpress(Settings(embedding_model="hashing", llm_api_base=upstream.api_base, llm_api_key="sk-test",
+                               llm_timeout_seconds=4.0, warm_up=False))
+    docs = [{"id": "a", "title": "Paris", "text": "Paris has 2,102,650 inhabitants."}]
+    with pytest.raises(DeadlineExceeded, match="deadline passed while waiting for openai/gpt-4o-mini"):
+        await asyncio.to_thread(engine.generate, "How many people live in Paris?", docs, 50, model=MODEL,
+                                fallback="local", timeout=1.0)

@@ -20,9 +20,10 @@ from middleware.errors import InvalidArgument, Unavailable
 class UpstreamError(Unavailable):
     """The upstream model failed; ``transient`` failures are eligible for retry or fallback."""
 
-    def __init__(self, message: str, transient: bool) -> None:
+    def __init__(self, message: str, transient: bool, timed_out: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def translate(exc: BaseException, model: str) -> Exception:
     detail = str(getattr(exc, "message", "") or exc).strip() or type(exc).__name__
     logging.getLogger(__name__).debug("upstream %s raised", model, exc_info=exc)
     if isinstance(exc, (asyncio.TimeoutError, litellm.Timeout)):
-        return UpstreamError(f"upstream {model} timed out: {detail}", transient=True)
+        return UpstreamError(f"upstream {model} timed out: {detail}", transient=True, timed_out=True)
     if isinstance(exc, litellm.RateLimitError) or status == 429:
         return UpstreamError(f"upstream {model} rate-limited the request: {detail}", transient=True)
     if isinstance(exc, (litellm.APIConnectionError, litellm.InternalServerError, litellm.ServiceUnavailableError,

@@ -169,9 +169,22 @@ class Generator:
 
     async def _remote(self, prepared: Prepared, model: str, deadline: float,
                       stream: bool) -> AsyncIterator[str | GenerateResult]:
-        remaining = min(deadline - asyncio.get_running_loop().time(), self.settings.llm_timeout_seconds)
+        left = deadline - asyncio.get_running_loop().time()
+        remaining = min(left, self.settings.llm_timeout_seconds)
         if remaining <= 0:
             raise DeadlineExceeded("the deadline passed before the model was called")
+        try:
+            async for item in self._attempt(prepared, model, remaining, stream):
+                yield item
+        except gateway.UpstreamError as exc:
+            # When this attempt's time-out was the client's own deadline, the client ran
+            # out of time: that is DEADLINE_EXCEEDED, whichever side noticed first.
+            if exc.timed_out and left <= self.settings.llm_timeout_seconds:
+                raise DeadlineExceeded(f"the deadline passed while waiting for {model}") from exc
+            raise
+
+    async def _attempt(self, prepared: Prepared, model: str, remaining: float,
+                       stream: bool) -> AsyncIterator[str | GenerateResult]:
         opts = prepared.request.options
         s = self.settings
         call = gateway.UpstreamCall(
