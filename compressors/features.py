@@ -22,7 +22,7 @@ from __future__ import annotations
 import html
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -37,6 +37,8 @@ PAIR_FEATURES = ("p_hi", "link_hi_lo", "link_lo_hi", "link_any", "titles_in_quer
                  "title_in_query_min", "union_coverage", "coverage_gain", "link_hi_lo_x_title", "exact_link_x_p",
                  "residual_coverage", "answer_type_lo", "answer_type_hi", "cos_hi", "cased_link",
                  "cased_link_x_title", "qualifier_hi", "qualifier_lo", "qualifier_min", "qualifier_lo_in_hi", "title_overlap")
+# How many documents (the likeliest alone) enter the pair head: 120 pairs at most.
+PAIR_CANDIDATES = 16
 UNIT_FEATURES = ("bm25_unit", "bm25_unit_rank", "cos_unit", "cos_unit_rank", "query_overlap",
                  "p_doc", "p_doc_rank", "pair_share", "pair_share_rank", "inv_position", "is_first", "log_tokens", "has_number",
                  "neighbour_bm25", "mentions_relevant_title", "unit_rank_in_doc", "answer_type_match",
@@ -112,14 +114,29 @@ class Context:
     doc_tokens: list[set[str]]      # title and text
     bare_titles: list[str]          # as written, without a trailing "(qualifier)"
     qualifiers: list[set[str]]      # the tokens of that qualifier
+    unit_names: list[list[int]] = field(default_factory=list)  # documents each unit names by title
+
+    def __post_init__(self) -> None:
+        # Titles indexed by their first word, so that finding the titles a text names
+        # costs about its length, not its length times the number of documents.
+        self._titles: dict[str, list[tuple[int, str]]] = {}
+        for d, key in enumerate(self.title_keys):
+            if key:
+                self._titles.setdefault(key.split()[0], []).append((d, key))
+        self.unit_names = [self.named(t) for t in self.unit_norm]
+
+    def named(self, text: str) -> list[int]:
+        """The documents whose title occurs in ``text`` (normalised and padded, as doc_norm)."""
+        return [d for word in set(text.split()) & self._titles.keys()
+                for d, key in self._titles[word] if key in text]
 
     def mention(self, source_texts: list[str], source_doc: list[int], weights: np.ndarray) -> np.ndarray:
         """For each target document: max weight of a source (of another document) naming its title."""
         out = np.zeros(len(self.title_keys), dtype=np.float32)
-        for d, key in enumerate(self.title_keys):
-            if key:
-                out[d] = max((weights[k] for k, text in enumerate(source_texts)
-                              if source_doc[k] != d and key in text), default=0.0)
+        for k, text in enumerate(source_texts):
+            for d in self.named(text):
+                if d != source_doc[k]:
+                    out[d] = max(out[d], weights[k])
         return out
 
 
@@ -191,7 +208,9 @@ def pair_features(ctx: Context, p: np.ndarray) -> tuple[list[tuple[int, int]], n
     raised pair accuracy from 0.50 to 0.69 (5-fold, same overall accuracy).
     """
     docs, nd = ctx.job.documents, len(ctx.job.documents)
-    pairs = list(itertools.combinations(range(nd), 2))
+    # Only the documents most likely alone are paired: pairs grow with the square.
+    candidates = sorted(np.argsort(-p, kind="stable")[:PAIR_CANDIDATES].tolist())
+    pairs = list(itertools.combinations(candidates, 2))
     if not pairs:
         return pairs, np.zeros((0, len(PAIR_FEATURES)), np.float32)
     q, nq = ctx.q_tokens, max(1, len(ctx.q_tokens))
@@ -253,8 +272,7 @@ def unit_features(ctx: Context, p_doc: np.ndarray, share: np.ndarray, soft: np.n
     bm_un = _norm(ctx.bm_u)
     overlap = np.array([len(ctx.q_tokens & set(t.split())) / max(1, len(ctx.q_tokens)) for t in ctx.unit_norm],
                        dtype=np.float32)
-    mentions = np.array([max((p_doc[o] for o, key in enumerate(ctx.title_keys)
-                              if o != u.doc and key and key in ctx.unit_norm[i]), default=0.0)
+    mentions = np.array([max((p_doc[o] for o in ctx.unit_names[i] if o != u.doc), default=0.0)
                          for i, u in enumerate(seg.units)], dtype=np.float32)
     neighbour = np.zeros(n, dtype=np.float32)
     rank_in_doc = np.zeros(n, dtype=np.float32)
@@ -272,8 +290,7 @@ def unit_features(ctx: Context, p_doc: np.ndarray, share: np.ndarray, soft: np.n
     entity_in_unit = np.array([sum(f" {e} " in t for e in ctx.entities) / max(1, len(ctx.entities))
                                for t in ctx.unit_norm], dtype=np.float32)
     # The sentence that names the other document of a likely pair is the bridge itself.
-    mentions_pair = np.array([max((share[o] for o, key in enumerate(ctx.title_keys)
-                                   if o != u.doc and key and key in ctx.unit_norm[i]), default=0.0)
+    mentions_pair = np.array([max((share[o] for o in ctx.unit_names[i] if o != u.doc), default=0.0)
                               for i, u in enumerate(seg.units)], dtype=np.float32)
     # What a sentence adds to the question beyond the best other document.
     top = np.argsort(-share, kind="stable")[:2]

@@ -135,3 +135,21 @@ def test_the_second_hop_is_found_through_the_document_that_names_it(fast_engine)
     assert p_doc[ids.index("b")] < max(p_doc[ids.index(d)] for d in ("d1", "d2", "d3"))
     res = fast_engine.compress(BRIDGE_QUERY, BRIDGE, 60)
     assert "Marrow" in res.context and "Quenton" in res.context
+
+
+def test_only_the_likeliest_documents_are_paired(fast_engine):
+    from compressors import features, packing
+    from compressors.base import CompressionJob
+
+    filler = [{"id": f"f{i}", "title": f"Filler {i}", "text": f"Filler page {i} is about pottery glaze number {i}."}
+              for i in range(40)]
+    req = fast_engine.request(BRIDGE_QUERY, filler[:20] + BRIDGE + filler[20:], 60)
+    job = CompressionJob(req.query, req.documents, 60, fast_engine.models.tokenizers.get(req.model))
+    ctx = features.prepare(job, packing.segment(req.documents), fast_engine.models.static_embedder().embed)
+    p_doc, share, _ = load().documents(ctx)
+    pairs, _ = features.pair_features(ctx, p_doc)
+    n = features.PAIR_CANDIDATES
+    assert len(pairs) == n * (n - 1) // 2
+    assert int((share > 0).sum()) == n
+    ids = [d.id for d in req.documents]
+    assert {ids[i] for i in np.argsort(-share)[:2]} == {"a", "b"}
