@@ -9,7 +9,8 @@ on ../shared/data/hotpotqa/hotpot_distractor_dev100.jsonl (o200k tokens, gpt-4o)
 LongLLMLingua figures are read from bench/results/longllmlingua_<budget>.jsonl
 (made by bench/baselines/run_longllmlingua.py on a fixed 30-question subset) and
 scored the same way. Also runs the extractive method through a real gRPC server
-(--grpc) and over hotpot_retrieved_500.jsonl (robustness, answer kept).
+(--no-grpc skips it), over hotpot_retrieved_500.jsonl (robustness, answer kept;
+--no-retrieved) and on requests of 10 to 200 documents (latency; --no-scaling).
 Prints a table and writes bench/results/extractive.json.
 """
 
@@ -113,11 +114,34 @@ def run_grpc(engine, method, budget, pairs):
     return asyncio.run(go())
 
 
+def run_scaling(engine, counts=(10, 50, 100, 200), questions=20):
+    """Latency of extractive@300 as requests grow: a question's own paragraphs, then others'."""
+    rows = [json.loads(l) for l in (DATA / "hotpot_retrieved_500.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [r for r in rows if r.get("context")]
+    pool = [{"title": title, "text": " ".join(s.strip() for s in sents)} for r in rows for title, sents in r["context"]]
+    out = {}
+    for n in counts:
+        engine.models.clear_caches()
+        lat = []
+        for k, row in enumerate(rows[:questions]):
+            own = convert(row, None)[0]["documents"]
+            docs = own + pool[(k + 1) * 200:(k + 1) * 200 + max(0, n - len(own))]
+            docs = [dict(d, id=f"d{i}") for i, d in enumerate(docs)]
+            req = engine.request(row["question"], docs, 300, method="extractive")
+            started = time.perf_counter()
+            engine.pipeline.compress(req)
+            lat.append((time.perf_counter() - started) * 1000)
+        out[str(n)] = {"p50_ms": pct(lat, 0.5), "p95_ms": pct(lat, 0.95)}
+    return out
+
+
 def score_external(path: Path, golds: dict, budget: int):
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
-        gold = golds[rec["id"]]
+        gold = golds.get(rec["id"])
+        if gold is None:  # outside --limit
+            continue
         rows.append({"id": rec["id"], "recall": supporting_recall(gold, rec["context"]),
                      "answer": answer_kept(gold["answer"], rec["context"]), "original": rec["original_tokens"],
                      "compressed": rec["compressed_tokens"], "budget": budget, "latency_ms": rec["latency_ms"]})
@@ -135,6 +159,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--no-grpc", action="store_true")
     ap.add_argument("--no-retrieved", action="store_true")
+    ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--out", default=str(HERE / "results" / "extractive.json"))
     args = ap.parse_args()
 
@@ -161,6 +186,8 @@ def main() -> None:
     if not args.no_grpc and "extractive" in args.methods:
         lat = run_grpc(engine, "extractive", 300, pairs)
         results["grpc_extractive_300"] = {"p50_ms": pct(lat, 0.5), "p95_ms": pct(lat, 0.95)}
+    if not args.no_scaling and "extractive" in args.methods:
+        results["scaling_extractive_300"] = run_scaling(engine)
     if not args.no_retrieved and "extractive" in args.methods:
         rpairs = load(DATA / "hotpot_retrieved_500.jsonl", None)
         rows = run_method(engine, "extractive", 300, rpairs)
@@ -186,6 +213,9 @@ def main() -> None:
     if "grpc_extractive_300" in results:
         g = results["grpc_extractive_300"]
         print(f"\nextractive@300 through gRPC on loopback: p50 {g['p50_ms']:.1f} ms, p95 {g['p95_ms']:.1f} ms")
+    if "scaling_extractive_300" in results:
+        print("\nextractive@300 by documents per request (p50 / p95 ms): " + ", ".join(
+            f"{n}: {v['p50_ms']:.1f} / {v['p95_ms']:.1f}" for n, v in results["scaling_extractive_300"].items()))
     if "retrieved500_extractive_300" in results:
         r = results["retrieved500_extractive_300"]
         print(f"hotpot_retrieved_500, extractive@300: {r['questions']} questions, {r['errors']} errors, "

@@ -121,7 +121,7 @@ class Context:
         # costs about its length, not its length times the number of documents.
         self._titles: dict[str, list[tuple[int, str]]] = {}
         for d, key in enumerate(self.title_keys):
-            if key:
+            if key.split():
                 self._titles.setdefault(key.split()[0], []).append((d, key))
         self.unit_names = [self.named(t) for t in self.unit_norm]
 
@@ -156,7 +156,7 @@ def prepare(job: CompressionJob, seg: packing.Segmented, embed: Callable[[list[s
         job=job, seg=seg, doc_of=np.array([u.doc for u in seg.units], dtype=np.int64),
         bm_u=lexical.bm25(job.query, titled), cos_u=cos_u.astype(np.float32),
         bm_d=lexical.bm25(job.query, doc_texts), cos_d=cos_d.astype(np.float32),
-        title_keys=[_padded(_PAREN.sub("", t)) if lexical.tokenize(t) else "" for t in titles],
+        title_keys=[_padded(b) if lexical.tokenize(b) else "" for b in (_PAREN.sub("", t) for t in titles)],
         doc_norm=[_padded(d.text) for d in docs], unit_norm=[_padded(u.text) for u in seg.units],
         q_tokens=set(lexical.tokenize(job.query)), entities=question_entities(job.query),
         doc_tokens=[set(lexical.tokenize(t)) for t in doc_texts],

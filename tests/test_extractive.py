@@ -153,3 +153,12 @@ def test_only_the_likeliest_documents_are_paired(fast_engine):
     assert int((share > 0).sum()) == n
     ids = [d.id for d in req.documents]
     assert {ids[i] for i in np.argsort(-share)[:2]} == {"a", "b"}
+
+
+def test_titles_that_are_only_a_qualifier_or_punctuation_are_no_titles(fast_engine):
+    docs = [{"id": "q", "title": "(2015 film)", "text": "The film was released in 2015 to mixed reviews."},
+            {"id": "p", "title": "!!!", "text": "Quenton is a market town on the river Marrow."},
+            {"id": "e", "title": "", "text": "The Zorblat Festival is held in Quenton every summer."}]
+    res = fast_engine.compress(BRIDGE_QUERY, docs, 40)
+    assert 0 < res.compressed_tokens <= 40
+    assert "Marrow" in res.context
