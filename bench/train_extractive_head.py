@@ -9,9 +9,10 @@ is NEVER read here: it is the held-out set the benchmark reports on. A fixed 20%
 of the training questions (by id hash) is the validation split for choosing the
 regularisation and the kind of each head (logistic regression or trees). Each
 stacked head learns from out-of-fold outputs of the stage before. Writes
-compressors/data/extractive_head.json; ``--holdout --out PATH`` writes heads
-fitted without the validation split instead, for tuning the method's thresholds
-on it (bench/tune_extractive_thresholds.py).
+compressors/data/extractive_head.json; ``--holdout [--fold N] --out PATH`` writes
+heads fitted without fold N (default 0, the validation split) instead, for tuning
+the method's thresholds on it (bench/tune_extractive_thresholds.py) or for
+cross-validating the whole method (bench/crossval_extractive.py).
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ def train(kind, x, y, names):
                     clf.coef_[0].astype(np.float32), float(clf.intercept_[0]))
 
 
-HOLDOUT = "--holdout" in sys.argv  # fit the final heads without fold 0 (to tune thresholds on it)
+# --holdout [--fold N]: fit the final heads without fold N (default 0), to tune or
+# cross-validate the method on questions the heads never saw.
+HOLDOUT = int(sys.argv[sys.argv.index("--fold") + 1]) if "--fold" in sys.argv else 0
+HOLDOUT = HOLDOUT if "--holdout" in sys.argv else None
 
 
 def select(x, y, fold, names, forest=True):
@@ -65,7 +69,7 @@ def select(x, y, fold, names, forest=True):
     ap, kind = max(scored, key=lambda t: t[0])
     print(f"  {len(y)} rows, {int(y.sum())} positives: {kind[0]}" + (f" C={kind[1]}" if kind[1] else "") +
           f", validation AP {ap:.4f} (" + ", ".join(f"{k[0][0]}{k[1] or ''} {a:.3f}" for a, k in scored) + ")")
-    keep = fold != 0 if HOLDOUT else np.ones(len(y), bool)
+    keep = fold != HOLDOUT if HOLDOUT is not None else np.ones(len(y), bool)
     return kind, train(kind, x[keep], y[keep], names), round(float(ap), 4)
 
 
