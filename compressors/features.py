@@ -5,16 +5,16 @@ cosine), the title named in the question, the best unit's scores, and a bridge
 signal (its title is mentioned by relevant other documents, relevance from the
 cheap first scores). Stage 2 adds the bridge again, weighted by the first doc
 head's probabilities (multi-hop: the second hop is the entity the first hop names).
-Pairs of documents (multi-hop questions need two documents that answer together):
-each pair is judged by the first doc head's probabilities, whether one names the
-other's title (as written, or with its case), the question's titles, how much of
-the question the two cover together that neither covers alone, and whether the
-disambiguating part of a title ("(2015 film)") is in the question; a pair head
-turns these into a posterior over pairs, and each document's share of it is the
-document's pair probability.
+Pairs of the likeliest documents (multi-hop questions need two documents that
+answer together): the stronger one's probability alone, whether one names the
+other's title (normalised, or as written), the question's titles, how much of the
+question the two cover together beyond either alone, whether the disambiguating
+part of a title ("(2015 film)") is in the question, and title overlap; a pair head
+turns these into a posterior over pairs, and each document's share of it goes on.
 Per unit: its own lexical and embedding scores and ranks, position, length,
-neighbours, whether it mentions the title of a relevant other document, and the
-document's probability.
+neighbours, answer type, whether it names the title of a likely other document or
+pair partner, what it covers beyond that partner, and its document's probability
+and pair shares.
 """
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ from compressors.base import CompressionJob
 DOC_FEATURES_1 = ("bm25_doc", "cos_doc", "cos_doc_rank", "bm25_doc_rank", "title_in_query", "query_coverage",
                   "best_unit_bm25", "best_unit_cos", "first_unit_cos", "bridge_cheap", "entity_coverage")
 DOC_FEATURES_2 = DOC_FEATURES_1 + ("p_doc1", "p_doc1_rank", "bridge_p1", "mentions_top_p1")
-PAIR_FEATURES = ("p_hi", "link_hi_lo", "link_lo_hi", "link_any", "titles_in_query",
-                 "title_in_query_min", "union_coverage", "coverage_gain", "link_hi_lo_x_title", "exact_link_x_p",
-                 "residual_coverage", "answer_type_lo", "answer_type_hi", "cos_hi", "cased_link",
-                 "cased_link_x_title", "qualifier_hi", "qualifier_lo", "qualifier_min", "qualifier_lo_in_hi", "title_overlap")
+PAIR_FEATURES = ("p_hi", "link_hi_lo", "link_lo_hi", "link_any", "titles_in_query", "title_in_query_min",
+                 "union_coverage", "coverage_gain", "link_hi_lo_x_title", "exact_link_x_p", "residual_coverage",
+                 "answer_type_lo", "answer_type_hi", "cos_hi", "cased_link", "cased_link_x_title", "qualifier_hi",
+                 "qualifier_lo", "qualifier_min", "qualifier_lo_in_hi", "title_overlap")
 # How many documents (the likeliest alone) enter the pair head: 120 pairs at most.
 PAIR_CANDIDATES = 16
-UNIT_FEATURES = ("bm25_unit", "bm25_unit_rank", "cos_unit", "cos_unit_rank", "query_overlap",
-                 "p_doc", "p_doc_rank", "pair_share", "pair_share_rank", "inv_position", "is_first", "log_tokens", "has_number",
+UNIT_FEATURES = ("bm25_unit", "bm25_unit_rank", "cos_unit", "cos_unit_rank", "query_overlap", "p_doc",
+                 "p_doc_rank", "pair_share", "pair_share_rank", "inv_position", "is_first", "log_tokens", "has_number",
                  "neighbour_bm25", "mentions_relevant_title", "unit_rank_in_doc", "answer_type_match",
                  "entity_in_unit", "mentions_pair_title", "residual_coverage", "in_top_pair", "soft_share")
 _PAREN = re.compile(r"\s*\(([^)]*)\)\s*$")
