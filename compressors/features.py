@@ -115,6 +115,7 @@ class Context:
     bare_titles: list[str]          # as written, without a trailing "(qualifier)"
     qualifiers: list[set[str]]      # the tokens of that qualifier
     unit_names: list[list[int]] = field(default_factory=list)  # documents each unit names by title
+    doc_names: list[list[int]] = field(default_factory=list)   # documents each document names by title
 
     def __post_init__(self) -> None:
         # Titles indexed by their first word, so that finding the titles a text names
@@ -124,18 +125,19 @@ class Context:
             if key.split():
                 self._titles.setdefault(key.split()[0], []).append((d, key))
         self.unit_names = [self.named(t) for t in self.unit_norm]
+        self.doc_names = [self.named(t) for t in self.doc_norm]
 
     def named(self, text: str) -> list[int]:
         """The documents whose title occurs in ``text`` (normalised and padded, as doc_norm)."""
         return [d for word in set(text.split()) & self._titles.keys()
                 for d, key in self._titles[word] if key in text]
 
-    def mention(self, source_texts: list[str], source_doc: list[int], weights: np.ndarray) -> np.ndarray:
-        """For each target document: max weight of a source (of another document) naming its title."""
+    def mention(self, weights: np.ndarray) -> np.ndarray:
+        """For each document: the max weight of another document naming its title."""
         out = np.zeros(len(self.title_keys), dtype=np.float32)
-        for k, text in enumerate(source_texts):
-            for d in self.named(text):
-                if d != source_doc[k]:
+        for k, names in enumerate(self.doc_names):
+            for d in names:
+                if d != k:
                     out[d] = max(out[d], weights[k])
         return out
 
@@ -179,7 +181,7 @@ def doc_features_1(ctx: Context) -> np.ndarray:
         if u.index == 0:
             first_cos[u.doc] = ctx.cos_u[i]
     cheap = 0.5 * _norm(ctx.bm_d) + 0.5 * _norm(ctx.cos_d) + title_in_query
-    bridge = ctx.mention(ctx.doc_norm, list(range(nd)), _norm(cheap))
+    bridge = ctx.mention(_norm(cheap))
     titled_docs = [ctx.title_keys[d] + ctx.doc_norm[d] for d in range(nd)]
     entity_cov = np.array([sum(f" {e} " in t for e in ctx.entities) / max(1, len(ctx.entities)) for t in titled_docs],
                           dtype=np.float32)
@@ -189,11 +191,11 @@ def doc_features_1(ctx: Context) -> np.ndarray:
 
 def doc_features_2(ctx: Context, d1: np.ndarray, p1: np.ndarray) -> np.ndarray:
     nd = len(ctx.job.documents)
-    bridge = ctx.mention(ctx.doc_norm, list(range(nd)), p1)
+    bridge = ctx.mention(p1)
     top = int(np.argmax(p1)) if nd else 0
     # Does this document name the title of the most likely document (the reverse hop)?
-    mentions_top = np.array([p1[top] if d != top and ctx.title_keys[top] and ctx.title_keys[top] in ctx.doc_norm[d]
-                             else 0.0 for d in range(nd)], dtype=np.float32)
+    mentions_top = np.array([p1[top] if d != top and top in ctx.doc_names[d] else 0.0 for d in range(nd)],
+                            dtype=np.float32)
     return np.concatenate([d1, np.stack([p1, rank01(p1), bridge, mentions_top], axis=1)], axis=1).astype(np.float32)
 
 
@@ -214,8 +216,8 @@ def pair_features(ctx: Context, p: np.ndarray) -> tuple[list[tuple[int, int]], n
     if not pairs:
         return pairs, np.zeros((0, len(PAIR_FEATURES)), np.float32)
     q, nq = ctx.q_tokens, max(1, len(ctx.q_tokens))
-    q_pad = _padded(ctx.job.query)
     title_tokens = [set(k.split()) for k in ctx.title_keys]
+    q_pad = _padded(ctx.job.query)
     in_query = [1.0 if k and k in q_pad else (0.5 * len(t & q) / len(t) if t else 0.0)
                 for k, t in zip(ctx.title_keys, title_tokens)]
     cover = [len(q & t) / nq for t in ctx.doc_tokens]
@@ -225,7 +227,7 @@ def pair_features(ctx: Context, p: np.ndarray) -> tuple[list[tuple[int, int]], n
     heads = [b.split(",")[0].strip() for b in ctx.bare_titles]
 
     def link(a: int, b: int) -> float:  # does a name b?
-        if ctx.title_keys[b] and ctx.title_keys[b] in ctx.doc_norm[a]:
+        if b in ctx.doc_names[a]:
             return 1.0
         return 0.5 * len(title_tokens[b] & ctx.doc_tokens[a]) / len(title_tokens[b]) if title_tokens[b] else 0.0
 
@@ -236,13 +238,15 @@ def pair_features(ctx: Context, p: np.ndarray) -> tuple[list[tuple[int, int]], n
     for a, b in pairs:
         hi, lo = (a, b) if p[a] >= p[b] else (b, a)
         union = len(q & (ctx.doc_tokens[a] | ctx.doc_tokens[b])) / nq
-        any_link, any_cased = max(link(a, b), link(b, a)), max(cased(a, b), cased(b, a))
+        forward, backward = link(hi, lo), link(lo, hi)
+        cased_forward = cased(hi, lo)
+        any_link, any_cased = max(forward, backward), max(cased_forward, cased(lo, hi))
         rows.append([
-            p[hi], link(hi, lo), link(lo, hi), any_link,
+            p[hi], forward, backward, any_link,
             in_query[a] + in_query[b], min(in_query[a], in_query[b]), union, union - max(cover[a], cover[b]),
-            link(hi, lo) * in_query[hi], float(any_link == 1.0) * p[hi],
+            forward * in_query[hi], float(any_link == 1.0) * p[hi],
             len(q & ctx.doc_tokens[lo] - ctx.doc_tokens[hi]) / nq, typed[lo], typed[hi],
-            ctx.cos_d[hi], any_cased, cased(hi, lo) * in_query[hi],
+            ctx.cos_d[hi], any_cased, cased_forward * in_query[hi],
             qualifier[hi], qualifier[lo], min(qualifier[a], qualifier[b]),
             len(ctx.qualifiers[lo] & ctx.doc_tokens[hi]) / len(ctx.qualifiers[lo]) if ctx.qualifiers[lo] else 0.5,
             # Two pages about one name ("X (singer)", "X (actress)") rarely answer together.

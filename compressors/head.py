@@ -2,10 +2,10 @@
 
 Four heads applied in turn: documents (stage 1), documents again with multi-hop
 bridges weighted by stage 1 (stage 2), pairs of documents (a softmax over the
-pairs gives each document its share of the best pairs), all logistic
-regressions; then units with their document's probability and pair share, by
-logistic regression or small gradient-boosted trees (compressors/trees.py),
-whichever validated better when trained. Trained by ``bench/train_extractive_head.py``.
+pairs gives each document its share of the best pairs), then units with their
+document's probability and pair shares. Each is a logistic regression or small
+gradient-boosted trees (compressors/trees.py), whichever validated better when
+trained (``kind`` in the JSON). Trained by ``bench/train_extractive_head.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 
 from compressors import features, packing
 from compressors.base import CompressionJob
-from compressors.trees import Forest
+from compressors.trees import Forest, expect_features
 
 HEAD_PATH = Path(__file__).resolve().parent / "data" / "extractive_head.json"
 
@@ -47,9 +47,7 @@ class Logistic:
 
     @classmethod
     def from_json(cls, spec: dict, expected: tuple[str, ...]) -> "Logistic":
-        if tuple(spec["features"]) != expected:
-            raise RuntimeError("the extractive head was trained on other features; "
-                               "retrain: python bench/train_extractive_head.py")
+        expect_features(spec, expected)
         return cls(expected, np.array(spec["mean"], np.float32), np.array(spec["scale"], np.float32),
                    np.array(spec["coef"], np.float32), float(spec["intercept"]))
 
@@ -74,7 +72,7 @@ SOFT_TEMPERATURE = 3.0
 class Heads:
     doc1: Logistic | Forest
     doc2: Logistic | Forest
-    pair: Logistic
+    pair: Logistic | Forest
     unit: Logistic | Forest
 
     def documents(self, ctx: features.Context) -> DocumentScores:
@@ -95,10 +93,9 @@ class Heads:
 @lru_cache(maxsize=1)
 def load(path: Path = HEAD_PATH) -> Heads:
     spec = json.loads(path.read_text(encoding="utf-8"))
-    return Heads(_LOADERS[spec["doc1"].get("kind", "logistic")](spec["doc1"], features.DOC_FEATURES_1),
-                 _LOADERS[spec["doc2"].get("kind", "logistic")](spec["doc2"], features.DOC_FEATURES_2),
-                 Logistic.from_json(spec["pair"], features.PAIR_FEATURES),
-                 _LOADERS[spec["unit"].get("kind", "logistic")](spec["unit"], features.UNIT_FEATURES))
+    return Heads(*(_LOADERS[spec[name].get("kind", "logistic")](spec[name], names)
+                   for name, names in (("doc1", features.DOC_FEATURES_1), ("doc2", features.DOC_FEATURES_2),
+                                       ("pair", features.PAIR_FEATURES), ("unit", features.UNIT_FEATURES))))
 
 
 _LOADERS = {"logistic": Logistic.from_json, "forest": Forest.from_json}

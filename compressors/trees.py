@@ -13,6 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def expect_features(spec: dict, expected: tuple[str, ...]) -> None:
+    """A head's JSON must name the features the code computes, in order."""
+    if tuple(spec["features"]) != expected:
+        raise RuntimeError("the extractive head was trained on other features; "
+                           "retrain: python bench/train_extractive_head.py")
+
+
 @dataclass(frozen=True)
 class Forest:
     names: tuple[str, ...]
@@ -31,8 +38,11 @@ class Forest:
             return np.zeros(0, dtype=np.float32)
         node = np.zeros((self.feature.shape[0], n), dtype=np.int64)
         rows = np.arange(n)[None, :]
+
+        def at(table: np.ndarray) -> np.ndarray:  # each tree's entry at its current node, per row
+            return np.take_along_axis(table, node, axis=1)
+
         for _ in range(self.depth):
-            at = lambda table: np.take_along_axis(table, node, axis=1)  # noqa: E731
             go_left = x[rows, at(self.feature)] <= at(self.threshold)
             node = np.where(at(self.leaf), node, np.where(go_left, at(self.left), at(self.right)))
         return (np.take_along_axis(self.value, node, axis=1).sum(axis=0) + self.baseline).astype(np.float32)
@@ -46,9 +56,7 @@ class Forest:
 
     @classmethod
     def from_json(cls, spec: dict, expected: tuple[str, ...]) -> "Forest":
-        if tuple(spec["features"]) != expected:
-            raise RuntimeError("the extractive head was trained on other features; "
-                               "retrain: python bench/train_extractive_head.py")
+        expect_features(spec, expected)
         arrays = {k: np.array(spec[k], dtype=t) for k, t in (("feature", np.int64), ("threshold", np.float64),
                                                               ("left", np.int64), ("right", np.int64),
                                                               ("leaf", bool), ("value", np.float64))}

@@ -4,10 +4,9 @@ Units are verbatim substrings of the document text. Protected blocks are single
 units, never cut: fenced code blocks, Markdown tables (consecutive lines starting
 with "|") and list items (a line starting with "-", "*", "•" or "1." / "1)").
 Other text is split by line, then into sentences (sentencex, Wikimedia's
-rule-based segmenter); over-long sentences are
-cut at clause punctuation or whitespace, never inside a word (so never inside a
-number, date or identifier) and never next to a digit (so "Jan. 5, 2020" and
-"3 500 km" stay whole).
+rule-based segmenter); over-long sentences are cut at clause punctuation or
+whitespace, never inside a word (so never inside a number, date or identifier)
+and never next to a digit (so "Jan. 5, 2020" and "3 500 km" stay whole).
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+
+import sentencex
 
 _LINE = re.compile(r"[^\n]+")
 _FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?^[ \t]*\1[ \t]*$", re.M | re.S)
@@ -36,8 +37,6 @@ class Span:
 def _sentences(line: str, offset: int) -> list[Span]:
     spans: list[Span] = []
     pos = 0
-    import sentencex
-
     for piece in sentencex.segment("en", line):
         start = line.find(piece, pos)
         if start < 0:  # the segmenter altered the text; keep the line whole rather than guess
