@@ -15,9 +15,7 @@ tokens, and writes bench/results/crossval_extractive.json (or --out).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,44 +39,37 @@ def main() -> None:
     args = ap.parse_args()
 
     from compressors import head
-    from hotpot_to_batch import convert
-    from metrics import answer_kept, supporting_recall
+    from hotpot_to_batch import convert, fold
+    from metrics import Tally
     from middleware.library import Ragpress
     from middleware.types import Stage
 
     rows = [json.loads(l) for l in DATA.read_text(encoding="utf-8").splitlines() if l.strip()]
     rows = [r for r in rows if r.get("context")]
     options = dict(args.option)
-    scores = {b: {"recall": [], "answer": [], "reachable": [], "tokens": []} for b in (150, 300, 600)}
+    tallies = {b: Tally() for b in (150, 300, 600)}
     current = {}
     real_load = head.load
     head.load = lambda *a, **k: current["heads"]  # the method's factory reads the heads through load()
     engine = Ragpress()
     with tempfile.TemporaryDirectory() as tmp:
-        for fold in range(5):
-            path = Path(tmp) / f"heads_{fold}.json"
-            subprocess.run([sys.executable, str(HERE / "train_extractive_head.py"), "--holdout", "--fold", str(fold),
+        for held_out in range(5):
+            path = Path(tmp) / f"heads_{held_out}.json"
+            subprocess.run([sys.executable, str(HERE / "train_extractive_head.py"), "--holdout", "--fold", str(held_out),
                             "--out", str(path), *args.train_args.split()], check=True, capture_output=True)
             current["heads"] = real_load(path)
             engine.models.clear_caches()
             for row in rows:
-                if int(hashlib.sha1(row["id"].encode()).hexdigest(), 16) % 5 != fold:
+                if fold(row["id"]) != held_out:
                     continue
                 line, gold = convert(row, None)
                 full = "\n".join(d["text"] for d in line["documents"])
-                for budget, acc in scores.items():
+                for budget, tally in tallies.items():
                     res = engine.compress(line["query"], line["documents"], budget,
                                           pipeline=[Stage("extractive", options)])
-                    r, a = supporting_recall(gold, res.context), answer_kept(gold["answer"], res.context)
-                    acc["recall"] += [r] if r is not None else []
-                    acc["answer"] += [a] if a is not None else []
-                    acc["reachable"] += [a] if a is not None and answer_kept(gold["answer"], full) else []
-                    acc["tokens"].append(res.compressed_tokens)
-            print(f"fold {fold} done", file=sys.stderr)
-    summary = {str(b): {"sf_recall": statistics.fmean(a["recall"]), "answer_kept": statistics.fmean(a["answer"]),
-                        "answer_questions": len(a["answer"]), "answer_kept_reachable": statistics.fmean(a["reachable"]),
-                        "reachable_questions": len(a["reachable"]), "tokens": statistics.fmean(a["tokens"])}
-               for b, a in scores.items()}
+                    tally.add(gold, res.context, res.compressed_tokens, full)
+            print(f"fold {held_out} done", file=sys.stderr)
+    summary = {str(b): tally.summary() for b, tally in tallies.items()}
     print(f"options {options or 'default'}, train args '{args.train_args}'")
     print("| budget | SF recall | answer kept | answer kept where the context has it | tokens |")
     print("|---|---|---|---|---|")

@@ -9,8 +9,14 @@ the answer and supporting facts go to a side file OUT.gold.jsonl for scoring.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
+
+
+def fold(question_id: str, folds: int = 5) -> int:
+    """The fixed fold of a question (SHA-1 of its id): the heads' training and validation splits."""
+    return int(hashlib.sha1(question_id.encode()).hexdigest(), 16) % folds
 
 
 def convert(row: dict, target_tokens: int | None) -> tuple[dict, dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import statistics
 import string
 import unicodedata
 
@@ -39,3 +40,35 @@ def supporting_recall(gold: dict, context: str) -> float | None:
     if not facts:
         return None
     return sum(f in ctx for f in facts) / len(facts)
+
+
+class Tally:
+    """A method's figures over many questions: recall, answer kept and tokens used.
+
+    With ``full_context``, answer kept is also counted over the questions whose
+    whole context holds the answer at all ("reachable").
+    """
+
+    def __init__(self) -> None:
+        self.recall: list[float] = []
+        self.answer: list[bool] = []
+        self.reachable: list[bool] = []
+        self.tokens: list[int] = []
+
+    def add(self, gold: dict, context: str, tokens: int, full_context: str | None = None) -> None:
+        recall, answer = supporting_recall(gold, context), answer_kept(gold["answer"], context)
+        if recall is not None:
+            self.recall.append(recall)
+        if answer is not None:
+            self.answer.append(answer)
+            if full_context is not None and answer_kept(gold["answer"], full_context):
+                self.reachable.append(answer)
+        self.tokens.append(tokens)
+
+    def summary(self) -> dict:
+        mean = lambda xs: statistics.fmean(xs) if xs else None  # noqa: E731
+        out = {"sf_recall": mean(self.recall), "answer_kept": mean(self.answer),
+               "answer_questions": len(self.answer), "tokens": mean(self.tokens)}
+        if self.reachable:
+            out.update(answer_kept_reachable=mean(self.reachable), reachable_questions=len(self.reachable))
+        return out

@@ -17,7 +17,6 @@ cross-validating the whole method (bench/crossval_extractive.py).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -93,6 +92,7 @@ def main() -> None:
     from compressors.base import CompressionJob
     from compressors.head import SOFT_TEMPERATURE
     from hotpot_to_batch import convert
+    from hotpot_to_batch import fold as question_fold
     from middleware.library import Ragpress
 
     engine = Ragpress()
@@ -114,7 +114,7 @@ def main() -> None:
         unit_y = np.array([any((req.documents[u.doc].title, i) in facts and (u.text in s or s in u.text)
                                for i, s in enumerate(gold["sentences"][req.documents[u.doc].title]))
                            for u in seg.units], dtype=np.int64)
-        fold = int(hashlib.sha1(row["id"].encode()).hexdigest(), 16) % FOLDS
+        fold = question_fold(row["id"], FOLDS)
         items.append((ctx, doc_y, unit_y, fold))
 
     # Stacked heads are trained on out-of-fold outputs of the stage before, so that

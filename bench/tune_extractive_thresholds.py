@@ -13,9 +13,7 @@ Writes bench/results/extractive_thresholds.json.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -27,8 +25,8 @@ THRESHOLDS = (0.02, 0.01, 0.005, 0.002, 0.001, 0.0)
 
 def main() -> None:
     from compressors import head
-    from hotpot_to_batch import convert
-    from metrics import answer_kept, supporting_recall
+    from hotpot_to_batch import convert, fold
+    from metrics import Tally
     from middleware.library import Ragpress
     from middleware.types import Stage
 
@@ -36,24 +34,19 @@ def main() -> None:
     head.load = lambda *a, **k: held  # the method's factory reads the heads through load()
     engine = Ragpress()
     rows = [json.loads(l) for l in DATA.read_text(encoding="utf-8").splitlines() if l.strip()]
-    pairs = [convert(r, None) for r in rows
-             if r.get("context") and int(hashlib.sha1(r["id"].encode()).hexdigest(), 16) % 5 == 0]
+    pairs = [convert(r, None) for r in rows if r.get("context") and fold(r["id"]) == 0]
     results = {}
     print(f"{len(pairs)} validation questions")
     print("| min_probability | budget | SF recall | answer kept | tokens |")
     print("|---|---|---|---|---|")
     for threshold in THRESHOLDS:
         for budget in (150, 300, 600):
-            rec, ans, tokens = [], [], []
+            tally = Tally()
             for line, gold in pairs:
                 res = engine.compress(line["query"], line["documents"], budget,
                                       pipeline=[Stage("extractive", {"min_probability": threshold})])
-                r, a = supporting_recall(gold, res.context), answer_kept(gold["answer"], res.context)
-                rec += [r] if r is not None else []
-                ans += [a] if a is not None else []
-                tokens.append(res.compressed_tokens)
-            row = {"sf_recall": statistics.fmean(rec), "answer_kept": statistics.fmean(ans),
-                   "tokens": statistics.fmean(tokens)}
+                tally.add(gold, res.context, res.compressed_tokens)
+            row = tally.summary()
             results.setdefault(str(threshold), {})[str(budget)] = row
             print(f"| {threshold} | {budget} | {row['sf_recall']:.3f} | {row['answer_kept']:.3f} | {row['tokens']:.0f} |")
     best = max(r["600"]["sf_recall"] for r in results.values())
