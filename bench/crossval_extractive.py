@@ -58,7 +58,7 @@ def main() -> None:
             subprocess.run([sys.executable, str(HERE / "train_extractive_head.py"), "--holdout", "--fold", str(held_out),
                             "--out", str(path), *args.train_args.split()], check=True, capture_output=True)
             current["heads"] = real_load(path)
-            engine.models.clear_caches()
+            engine.clear_caches()
             for row in rows:
                 if fold(row["id"]) != held_out:
                     continue

@@ -71,7 +71,7 @@ def summarise(rows):
 def run_method(engine, method, budget, pairs):
     from middleware.errors import RagpressError
 
-    engine.models.clear_caches()  # every run sees its texts for the first time
+    engine.clear_caches()  # every run sees its texts for the first time
     rows = []
     for line, gold in pairs:
         req = engine.request(line["query"], line["documents"], budget, method=method)
@@ -103,7 +103,7 @@ def run_grpc(engine, method, budget, pairs):
         async with AsyncRagpressClient(f"127.0.0.1:{running.port}") as client:
             for line, _ in pairs[:3]:
                 await client.compress(line["query"], line["documents"], budget, method=method)
-            engine.models.clear_caches()
+            engine.clear_caches()
             for line, _ in pairs:
                 started = time.perf_counter()
                 await client.compress(line["query"], line["documents"], budget, method=method)
@@ -121,7 +121,7 @@ def run_scaling(engine, counts=(10, 50, 100, 200), questions=20):
     pool = [{"title": title, "text": " ".join(s.strip() for s in sents)} for r in rows for title, sents in r["context"]]
     out = {}
     for n in counts:
-        engine.models.clear_caches()
+        engine.clear_caches()
         lat = []
         for k, row in enumerate(rows[:questions]):
             own = convert(row, None)[0]["documents"]
@@ -166,7 +166,7 @@ def main() -> None:
     from middleware.library import Ragpress
 
     engine = Ragpress()
-    engine.models.warm_up()
+    engine.warm_up()
     pairs = load(DATA / "hotpot_distractor_dev100.jsonl", args.limit)
     golds = {line["id"]: gold for line, gold in pairs}
     results = {"data": "hotpot_distractor_dev100.jsonl", "model": "gpt-4o", "machine": platform.processor() or platform.machine(),

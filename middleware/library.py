@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Iterable, Mapping, Sequence
 
-from middleware.models import Embedder, ModelRegistry
+from middleware.embedders import Embedder
+from middleware.models import ModelRegistry
 from middleware.offline import configure_offline
 from middleware.pipeline import Pipeline
 from middleware.settings import Settings
@@ -22,7 +23,7 @@ class Ragpress:
         self.pipeline = Pipeline(self.models)
         self._collections = None
         self._collections_lock = threading.Lock()
-        from middleware.llm.generate import Generator
+        from middleware.generation.generate import Generator
 
         self.generator = Generator(self.settings, self.models, self.pipeline)
 
@@ -35,6 +36,24 @@ class Ragpress:
 
                 self._collections = Collections.from_settings(self.settings, self.models.embedder)
             return self._collections
+
+    def warm_up(self) -> None:
+        """Load everything a default request needs and run it once (the server does this
+        before it reports SERVING)."""
+        from compressors import registry
+        from compressors.base import CompressionJob
+
+        tok = self.models.tokenizers.get(self.settings.default_model)
+        docs = (Document(id="w", title="Warm-up", text="A first sentence. A second sentence with 42 in it."),)
+        method = registry.create(self.settings.default_method, {}, self.models)
+        method.compress(CompressionJob("warm-up question?", docs, 64, tok))
+
+    def clear_caches(self) -> None:
+        """Forget every per-text cache (sentence splits, token counts, vectors): for cold-text benchmarks."""
+        from compressors import units
+
+        units.split.cache_clear()
+        self.models.clear_caches()
 
     def request(self, query: str, documents: Iterable[Document | Mapping[str, Any]],
                 budget: Budget | int | float, *, model: str | None = None,
@@ -60,7 +79,7 @@ class Ragpress:
         """
         import asyncio
 
-        from middleware.llm.generate import GenerateRequest, GenerationOptions, collect
+        from middleware.generation.generate import GenerateRequest, GenerationOptions, collect
 
         request = GenerateRequest(compress=self.request(query, documents, budget, **kwargs),
                                   system_prompt=system_prompt, options=GenerationOptions(max_tokens=max_tokens),

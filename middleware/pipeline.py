@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 from compressors import context, registry
 from compressors.base import CompressionJob, StageOutput
 from middleware.errors import InternalError
 from middleware.models import ModelRegistry
 from middleware.types import CompressRequest, CompressResult, Document, StageStats
+
+if TYPE_CHECKING:
+    from retrievers.base import Query
+    from retrievers.collections import Collections
 
 
 class Pipeline:
@@ -68,3 +74,18 @@ def _check_output(method: str, inputs: tuple[Document, ...], out: StageOutput) -
         raise InternalError(f"method {method!r} returned an unknown or repeated document")
     if seen != sorted(seen) and not out.details.get("reordered"):
         raise InternalError(f"method {method!r} reordered documents without saying so")
+
+
+def fill(collections: "Collections", tenant: str, collection: str, query: "Query",
+         request: CompressRequest) -> CompressRequest:
+    """``request`` with its documents retrieved from ``collection`` for ``query``."""
+    from retrievers import ops
+
+    hits = ops.retrieve(collections, tenant, collection, query)
+    return dataclasses.replace(request, documents=tuple(h.document for h in hits))
+
+
+def retrieve_and_compress(collections: "Collections", pipeline: Pipeline, tenant: str, collection: str,
+                          query: "Query", request: CompressRequest, request_id: str = "") -> CompressResult:
+    """Retrieve ``query`` from ``collection`` and compress the hits with ``request``'s settings."""
+    return pipeline.compress(fill(collections, tenant, collection, query, request), request_id)

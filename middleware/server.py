@@ -103,7 +103,7 @@ async def start(settings: Settings, engine: Ragpress | None = None) -> RunningSe
         started = time.perf_counter()
         if settings.warm_up:
             try:
-                await asyncio.get_running_loop().run_in_executor(executor, engine.models.warm_up)
+                await asyncio.get_running_loop().run_in_executor(executor, engine.warm_up)
                 # litellm's price map takes seconds to import; load it before traffic arrives.
                 await asyncio.get_running_loop().run_in_executor(
                     executor, prices.prompt_cost, settings.default_model, 1)

@@ -19,7 +19,7 @@ from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
     from retrievers.collections import Collections
-    from middleware.llm.generate import Generator, Prepared
+    from middleware.generation.generate import Generator, Prepared
 
 T = TypeVar("T")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RagpressService"].full_name
@@ -35,7 +35,7 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         # handlers call self.recorder.record_usage(...) once per call; see docs/accounting.md.
         self.recorder = recorder
         if generator is None:
-            from middleware.llm.generate import Generator
+            from middleware.generation.generate import Generator
 
             generator = Generator(settings, pipeline.models, pipeline)
         self.generator = generator
@@ -58,9 +58,9 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         if source is None:
             work = functools.partial(self.pipeline.compress, domain, call.request_id)
         else:
-            from retrievers import ops
+            from middleware.pipeline import retrieve_and_compress
 
-            work = functools.partial(ops.retrieve_and_compress, self._collections(), self.pipeline, call.tenant,
+            work = functools.partial(retrieve_and_compress, self._collections(), self.pipeline, call.tenant,
                                      *source, domain, call.request_id)
         result = await self._offload(context, work)
         if self.recorder is not None:
@@ -87,16 +87,16 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
             if source is not None:
                 import dataclasses
 
-                from retrievers import ops
+                from middleware.pipeline import fill
 
-                filled = ops.fill(self._collections(), call.tenant, *source, domain.compress)
+                filled = fill(self._collections(), call.tenant, *source, domain.compress)
                 prepared = dataclasses.replace(domain, compress=filled)
             return self.generator.prepare(prepared, call.request_id)
 
         return await self._offload(context, work)
 
     async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
-        from middleware.llm.generate import collect
+        from middleware.generation.generate import collect
 
         prepared = await self._prepare(request, context)
         events = self.generator.run(prepared, tenant=CALL.get().tenant, timeout=context.time_remaining(), stream=False)

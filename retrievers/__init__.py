@@ -2,12 +2,12 @@
 chunking, upsert/delete by id, metadata filters, crash-safe persistence, BM25
 and hybrid (reciprocal rank fusion) search, and collections by name.
 
-LangChain adapters live in :mod:`retrievers.langchain`. Nothing here imports
+LangChain adapters live in :mod:`middleware.integrations.langchain`. Nothing here imports
 faiss, torch or sentence-transformers until a collection is used::
 
     from retrievers import Collections, Query
     from middleware.types import Document
-    from middleware.models import hashing_embedder
+    from middleware.embedders import hashing_embedder
 
     colls = Collections(hashing_embedder)
     notes = colls.get_or_create("notes")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 from middleware.errors import InvalidArgument
 from middleware.types import Document, _frozen
@@ -111,3 +111,12 @@ class IndexResult:
     upserted_documents: int
     deleted_documents: int
     chunks: int
+
+
+class Searchable(Protocol):
+    """What a retrieval mode searches: chunk ids with scores, best first, among ``allowed``
+    chunk ids (all when None). :class:`retrievers.store.Collection` meets it."""
+
+    def dense_search(self, text: str, n: int, allowed: set[int] | None) -> list[tuple[int, float]]: ...
+
+    def lexical_search(self, text: str, n: int, allowed: set[int] | None) -> list[tuple[int, float]]: ...

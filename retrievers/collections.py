@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from middleware.errors import NotFound
-from middleware.models import Embedder
+from middleware.embedders import Embedder
 from middleware.settings import Settings
 from retrievers import persist
 from retrievers.base import ChunkingParams, check_name

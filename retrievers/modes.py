@@ -6,14 +6,12 @@ Each mode maps (collection, query text, n, allowed chunk ids or None) to
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from middleware.errors import UnknownName
+from retrievers.base import Searchable
 
-if TYPE_CHECKING:
-    from retrievers.store import Collection
-
-ModeFn = Callable[["Collection", str, int, "set[int] | None"], list[tuple[int, float]]]
+ModeFn = Callable[[Searchable, str, int, "set[int] | None"], list[tuple[int, float]]]
 _MODES: dict[str, ModeFn] = {}
 # Each list fed to the fusion is this many times deeper than the answer.
 HYBRID_DEPTH = 4
@@ -39,17 +37,17 @@ def names() -> list[str]:
 
 
 @register("dense")
-def dense(collection: "Collection", text: str, n: int, allowed: "set[int] | None") -> list[tuple[int, float]]:
+def dense(collection: Searchable, text: str, n: int, allowed: "set[int] | None") -> list[tuple[int, float]]:
     return collection.dense_search(text, n, allowed)
 
 
 @register("lexical")
-def lexical(collection: "Collection", text: str, n: int, allowed: "set[int] | None") -> list[tuple[int, float]]:
+def lexical(collection: Searchable, text: str, n: int, allowed: "set[int] | None") -> list[tuple[int, float]]:
     return collection.lexical_search(text, n, allowed)
 
 
 @register("hybrid")
-def hybrid(collection: "Collection", text: str, n: int, allowed: "set[int] | None") -> list[tuple[int, float]]:
+def hybrid(collection: Searchable, text: str, n: int, allowed: "set[int] | None") -> list[tuple[int, float]]:
     from retrievers.lexical import reciprocal_rank_fusion
 
     depth = max(HYBRID_MIN_DEPTH, HYBRID_DEPTH * n)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from middleware.errors import InternalError, InvalidArgument
-from middleware.models import Embedder, word_spans
+from middleware.embedders import Embedder, word_spans
 from middleware.types import Document
 from retrievers import modes, persist
 from retrievers.base import ChunkingParams, Hit, Query, Retriever

@@ -31,7 +31,7 @@ def real_engine():
     from middleware.settings import Settings
 
     engine = Ragpress(Settings())
-    engine.models.warm_up()
+    engine.warm_up()
     return engine
 
 

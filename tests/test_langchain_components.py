@@ -11,7 +11,7 @@ from middleware.errors import InvalidArgument, UnknownName
 from middleware.library import Ragpress
 from middleware.settings import Settings
 from retrievers import ChunkingParams
-from retrievers.langchain import RagpressEmbeddings, RagpressRetriever, RagpressVectorStore
+from middleware.integrations.langchain import RagpressEmbeddings, RagpressRetriever, RagpressVectorStore
 from tests.servers import ThreadedServer
 
 DOCS = [

@@ -13,7 +13,7 @@ from langchain_core.documents import Document
 from middleware.errors import InvalidArgument
 from middleware.library import Ragpress
 from middleware.settings import Settings
-from retrievers.langchain import RagpressCompressor
+from middleware.integrations.langchain import RagpressCompressor
 from tests.servers import ThreadedServer
 
 QUERY = "How many people live in Paris?"

@@ -11,7 +11,7 @@ from langchain_tests.unit_tests import EmbeddingsUnitTests
 from middleware.library import Ragpress
 from middleware.settings import Settings
 from middleware.types import Document
-from retrievers.langchain import RagpressEmbeddings, RagpressRetriever, RagpressVectorStore
+from middleware.integrations.langchain import RagpressEmbeddings, RagpressRetriever, RagpressVectorStore
 from tests.servers import ThreadedServer
 
 CORPUS = [

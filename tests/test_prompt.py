@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from middleware.errors import InvalidArgument
-from middleware.llm.prompt import Demonstration, assemble, resolve_template
+from middleware.generation.prompt import Demonstration, assemble, resolve_template
 
 
 def test_default_template_puts_stable_parts_first_and_the_question_last():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 from conftest import ROOT
 from ragpress.v1 import ragpress_pb2 as pb

@@ -141,12 +141,13 @@ def test_generate_with_an_unknown_collection_is_not_found(client):
 
 def test_generate_prepares_its_prompt_from_the_retrieved_documents(server, client):
     """What Generate does with a collection, short of calling a model: retrieve, compress, prompt."""
-    from middleware.llm.generate import GenerateRequest
-    from retrievers import Query, ops
+    from middleware.generation.generate import GenerateRequest
+    from middleware.pipeline import fill
+    from retrievers import Query
 
     engine = server.engine
     base = engine.request("How many inhabitants does Paris have?", [], 200)
-    filled = ops.fill(engine.collections, "default", "cities", Query(base.query, 1, "lexical"), base)
+    filled = fill(engine.collections, "default", "cities", Query(base.query, 1, "lexical"), base)
     assert [d.id for d in filled.documents] == ["paris"]
     prepared = engine.generator.prepare(GenerateRequest(compress=filled))
     assert prepared.compression.documents and "2,102,650" in str(prepared.prompt)

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from middleware.errors import InvalidArgument, NotFound, UnknownName
-from middleware.models import hashing_embedder, word_spans
+from middleware.embedders import hashing_embedder, word_spans
 from middleware.types import Document
 from retrievers import ChunkingParams, Collection, Collections, Query
 from retrievers.chunking import chunk_text

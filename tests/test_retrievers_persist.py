@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 
 import pytest
 
-from middleware.models import hashing_embedder
+from middleware.embedders import hashing_embedder
 from retrievers import Collection, Query
 from retrievers.persist import FILE_NAME
 
 WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from middleware.models import hashing_embedder
+    from middleware.embedders import hashing_embedder
     from middleware.types import Document
     from retrievers import Collection
 
@@ -80,7 +79,7 @@ def test_sigkill_mid_save_leaves_the_previous_save_loadable(tmp_path, python_exe
 FAILING_WRITER = textwrap.dedent("""
     import resource, signal, sys
     from pathlib import Path
-    from middleware.models import hashing_embedder
+    from middleware.embedders import hashing_embedder
     from middleware.types import Document
     from retrievers import Collection
 

@@ -203,8 +203,8 @@ async def test_health_reports_not_serving_until_warm(fast_engine):
     import threading
 
     gate = threading.Event()
-    original = fast_engine.models.warm_up
-    fast_engine.models.warm_up = lambda: (gate.wait(10), original())
+    original = fast_engine.warm_up
+    fast_engine.warm_up = lambda: (gate.wait(10), original())
     try:
         running = await start(Settings(port=0, embedding_model="hashing", ledger_url="none"), fast_engine)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
@@ -215,7 +215,7 @@ async def test_health_reports_not_serving_until_warm(fast_engine):
             second = await health.Check(health_pb2.HealthCheckRequest(service=""))
         await running.stop(grace=1)
     finally:
-        fast_engine.models.warm_up = original
+        fast_engine.warm_up = original
     assert first.status == health_pb2.HealthCheckResponse.NOT_SERVING
     assert second.status == health_pb2.HealthCheckResponse.SERVING
 

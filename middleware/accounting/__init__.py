@@ -13,7 +13,8 @@ Nothing here imports litellm or psycopg at import time.
 
 from __future__ import annotations
 
-from middleware.accounting.ledger import Ledger, open_ledger, register_backend
+from middleware.accounting.backends import open_ledger
+from middleware.accounting.ledger import Ledger, register_backend
 from middleware.accounting.prices import Cost, cost
 from middleware.accounting.records import GROUP_KEYS, RPCS, UsageQuery, UsageRecord, UsageRow
 from middleware.accounting.recorder import Recorder

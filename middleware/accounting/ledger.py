@@ -16,7 +16,6 @@ from abc import ABC, abstractmethod
 from typing import Any, Callable, Sequence
 
 from middleware.accounting.records import DAY_SECONDS, UsageQuery, UsageRecord, UsageRow
-from middleware.errors import InvalidArgument
 from middleware.settings import Settings
 
 # Insertion order of the columns; the records' field names.
@@ -52,7 +51,7 @@ class NullLedger(Ledger):
         return []
 
 
-_BACKENDS: dict[str, Callable[[str, Settings], Ledger]] = {}
+BACKENDS: dict[str, Callable[[str, Settings], Ledger]] = {}
 
 
 def register_backend(*schemes: str) -> Callable:
@@ -60,23 +59,10 @@ def register_backend(*schemes: str) -> Callable:
 
     def wrap(factory: Callable[[str, Settings], Ledger]) -> Callable[[str, Settings], Ledger]:
         for scheme in schemes:
-            _BACKENDS[scheme] = factory
+            BACKENDS[scheme] = factory
         return factory
 
     return wrap
-
-
-def open_ledger(settings: Settings, url: str | None = None) -> Ledger:
-    """The ledger named by ``url`` (default ``settings.ledger_url``)."""
-    # Importing the backends registers them; each imports its driver lazily.
-    from middleware.accounting import postgres, sqlite  # noqa: F401
-
-    url = settings.ledger_url if url is None else url
-    scheme = "sqlite" if not url else ("none" if url == "none" else url.split(":", 1)[0].lower())
-    factory = _BACKENDS.get(scheme)
-    if factory is None or (url and url != "none" and ":" not in url):
-        raise InvalidArgument(f"ledger_url {url!r}: unknown scheme; known: {sorted(_BACKENDS)}")
-    return factory(url, settings)
 
 
 register_backend("none")(lambda url, settings: NullLedger())

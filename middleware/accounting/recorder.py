@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Sequence
 
 from middleware.accounting import prices
-from middleware.accounting.ledger import Ledger, open_ledger
+from middleware.accounting.backends import open_ledger
+from middleware.accounting.ledger import Ledger
 from middleware.accounting.metrics import Metrics
 from middleware.accounting.records import RPCS, UsageQuery, UsageRecord, UsageRow
 from middleware.accounting.writer import BatchWriter, recover

@@ -1,4 +1,8 @@
-"""The LLM hop of Generate: prompt assembly, litellm calls, local models and the KV prefix cache.
+"""The kernel's local language-model runtime: loading a local causal LM (``local.py``),
+running it with a working copy of a shared KV cache (``runtime.py``), and the prefix
+cache itself (``prefix_cache.py``, ``kv.py``).
 
-Modules import torch, transformers and litellm lazily, inside the functions that need them.
+It imports nothing above the kernel; the gateway that chooses between litellm and this
+runtime is the service's (:mod:`middleware.generation`). Modules import torch and
+transformers lazily, inside the functions that need them.
 """

@@ -1,17 +1,23 @@
-"""LangChain components (``langchain-core`` only) backed by ragpress.
+"""Deprecated location of the LangChain components, kept for one release (until 0.3).
 
-- :class:`RagpressCompressor`: a ``BaseDocumentCompressor`` (in-process or remote).
-- :class:`RagpressRetriever`: a ``BaseRetriever`` over a named collection.
-- :class:`RagpressVectorStore`: a ``VectorStore`` on a FAISS collection.
-- :class:`RagpressEmbeddings`: ragpress's embedder as LangChain ``Embeddings``.
-
-Importing this module imports langchain-core (not torch or faiss).
+They live in :mod:`middleware.integrations.langchain` (the edge floor): a retrievers'
+package must not import the service. This module re-exports them with a
+DeprecationWarning; it is the one upward import the layer contracts allow, by name,
+in ``.importlinter``.
 """
 
-from retrievers.langchain.compressor import RagpressCompressor
-from retrievers.langchain.embeddings import LangChainEmbedder, RagpressEmbeddings
-from retrievers.langchain.retriever import RagpressRetriever
-from retrievers.langchain.vectorstore import RagpressVectorStore
+import warnings
+
+from middleware.integrations.langchain import (  # noqa: F401
+    LangChainEmbedder,
+    RagpressCompressor,
+    RagpressEmbeddings,
+    RagpressRetriever,
+    RagpressVectorStore,
+)
 
 __all__ = ["LangChainEmbedder", "RagpressCompressor", "RagpressEmbeddings", "RagpressRetriever",
            "RagpressVectorStore"]
+
+warnings.warn("retrievers.langchain moved to middleware.integrations.langchain; the old path goes in 0.3",
+              DeprecationWarning, stacklevel=2)

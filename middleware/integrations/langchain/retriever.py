@@ -7,11 +7,11 @@ from typing import Any
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, PrivateAttr, model_validator
 
 from retrievers.base import Query
-from retrievers.langchain.backend import Backend, make_backend
-from retrievers.langchain.convert import to_langchain
+from middleware.integrations.langchain.backend import Backend, make_backend
+from middleware.integrations.langchain.convert import to_langchain
 
 
 class RagpressRetriever(BaseRetriever):

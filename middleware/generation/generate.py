@@ -21,9 +21,9 @@ from typing import Any, AsyncIterator, Sequence
 
 from compressors import context as ctx
 from middleware.errors import DeadlineExceeded, InvalidArgument, Unavailable
-from middleware.llm import gateway, prompt as prompts
+from middleware.generation import gateway, prompt as prompts
 from middleware.llm.local import local_name
-from middleware.llm.prompt import Demonstration, Prompt
+from middleware.generation.prompt import Demonstration, Prompt
 from middleware.llm.runtime import LocalGeneration, SamplingParams
 from middleware.models import ModelRegistry
 from middleware.pipeline import Pipeline

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from middleware.cli import common
 from middleware.errors import InvalidArgument
 
 
@@ -83,10 +84,9 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
 
 
 def _engine(args: argparse.Namespace):
-    from middleware.cli import _settings
     from middleware.library import Ragpress
 
-    return Ragpress(_settings(args))
+    return Ragpress(common.settings(args))
 
 
 def add_commands(sub: "argparse._SubParsersAction") -> None:

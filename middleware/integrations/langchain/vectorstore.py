@@ -12,8 +12,8 @@ from langchain_core.vectorstores import VectorStore
 from middleware.errors import InvalidArgument
 from middleware.types import Document
 from retrievers.base import ChunkingParams, Query
-from retrievers.langchain.convert import to_langchain
-from retrievers.langchain.embeddings import LangChainEmbedder, RagpressEmbeddings
+from middleware.integrations.langchain.convert import to_langchain
+from middleware.integrations.langchain.embeddings import LangChainEmbedder, RagpressEmbeddings
 from retrievers.store import Collection
 
 

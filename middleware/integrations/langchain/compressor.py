@@ -11,8 +11,8 @@ from langchain_core.runnables import Runnable
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from middleware.types import CompressResult
-from retrievers.langchain.backend import Backend, make_backend
-from retrievers.langchain.convert import to_ragpress
+from middleware.integrations.langchain.backend import Backend, make_backend
+from middleware.integrations.langchain.convert import to_ragpress
 
 
 class RagpressCompressor(BaseDocumentCompressor):

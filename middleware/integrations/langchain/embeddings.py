@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from langchain_core.embeddings import Embeddings
 
-from middleware.models import Embedder, word_spans
+from middleware.embedders import Embedder, word_spans
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,7 +21,7 @@ def _shared(spec: str) -> Embedder:
     # Loading a model costs seconds and hundreds of MB: one per spec per process.
     with _LOCK:
         if spec not in _LOADED:
-            from middleware.models import load_embedder
+            from middleware.embedders import load_embedder
             from middleware.offline import configure_offline
 
             configure_offline()

