@@ -147,3 +147,48 @@ async def test_as_runnable_in_a_chain(make):
     aprompt = (await chain.ainvoke(QUERY)).to_string()
     context = "\n\n".join(d.page_content for d in comp.compress_documents(DOCS, QUERY))
     assert context and prompt == aprompt == f"Human: Context:\n{context}\n\nQuestion: {QUERY}"
+
+
+class _Recorder:
+    """A real callback handler that keeps the custom events it receives."""
+
+    def __new__(cls):
+        from langchain_core.callbacks import BaseCallbackHandler
+
+        class Handler(BaseCallbackHandler):
+            def __init__(self):
+                self.events = []
+
+            def on_custom_event(self, name, data, *, run_id, tags=None, metadata=None, **kwargs):
+                self.events.append((name, data))
+
+        return Handler()
+
+
+async def test_callbacks_receive_the_compression_figures(make):
+    comp = make(budget=25)
+    sync_handler, async_handler, chain_handler = _Recorder(), _Recorder(), _Recorder()
+    kept = comp.compress_documents(DOCS, QUERY, callbacks=[sync_handler])
+    await comp.acompress_documents(DOCS, QUERY, callbacks=[async_handler])
+    comp.as_runnable().invoke({"documents": DOCS, "query": QUERY}, config={"callbacks": [chain_handler]})
+    for handler in (sync_handler, async_handler, chain_handler):
+        assert [name for name, _ in handler.events] == ["ragpress_compression"]
+        data = handler.events[0][1]
+        assert data["budget_tokens"] == 25 and 0 < data["compressed_tokens"] <= 25 < data["original_tokens"]
+        assert data["methods"] == ["extractive"] and data["request_id"]
+        assert len(data["dropped_ids"]) == len(DOCS) - len(kept)
+
+
+def test_remote_calls_reuse_one_channel(server):
+    comp = RagpressCompressor(target=server.address, budget=30)
+    backend = comp._backend
+    first = comp.compress_documents(DOCS, QUERY)
+    client = backend.client()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: comp.compress_documents(DOCS, QUERY), range(8)))
+    assert backend.client() is client  # the same channel served every call, from every thread
+    assert all(_without_request_id(r) == _without_request_id(first) for r in results)
+    backend.close()
+    assert _without_request_id(comp.compress_documents(DOCS, QUERY)) == _without_request_id(first)
+    assert backend.client() is not client  # closed, then reopened on the next call
+    backend.close()

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor
 from langchain_core.documents import Document as LCDocument
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from middleware.types import CompressResult
-from middleware.integrations.langchain.backend import Backend, make_backend
+from middleware.integrations.backend import Backend, make_backend
 from middleware.integrations.langchain.convert import to_ragpress
 
 
@@ -25,7 +25,14 @@ class RagpressCompressor(BaseDocumentCompressor):
     Kept documents keep their order, ``id`` and metadata; their text is the
     compressed text and ``metadata[stats_key]`` (default ``"ragpress"``) holds the
     call's figures. Documents the budget leaves no room for are dropped.
+
+    Callbacks given to a call (or through a chain's config) receive one custom event,
+    ``"ragpress_compression"``, with the call's figures (tokens before and after, the
+    ceiling, methods, dropped positions, request id), so tracers and cost handlers see
+    what compression did.
     """
+
+    EVENT: ClassVar[str] = "ragpress_compression"
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -41,10 +48,7 @@ class RagpressCompressor(BaseDocumentCompressor):
 
     @model_validator(mode="after")
     def _connect(self) -> "RagpressCompressor":
-        from middleware.library import as_budget
-
-        as_budget(self.budget)  # a bad budget fails here, not at the first call
-        self._backend = make_backend(self.engine, self.target, self.tenant, self.timeout)
+        self._backend = make_backend(self.engine, self.target, self.tenant, self.timeout, budget=self.budget)
         return self
 
     def compress_documents(self, documents: Sequence[LCDocument], query: str,
@@ -52,6 +56,10 @@ class RagpressCompressor(BaseDocumentCompressor):
         if not documents:
             return []
         result = self._backend.compress(query, self._inputs(documents), self.budget, **self._options())
+        if callbacks:
+            from langchain_core.callbacks import CallbackManager
+
+            CallbackManager.configure(inheritable_callbacks=callbacks).on_custom_event(self.EVENT, _event(result))
         return self._outputs(documents, result)
 
     async def acompress_documents(self, documents: Sequence[LCDocument], query: str,
@@ -59,6 +67,11 @@ class RagpressCompressor(BaseDocumentCompressor):
         if not documents:
             return []
         result = await self._backend.acompress(query, self._inputs(documents), self.budget, **self._options())
+        if callbacks:
+            from langchain_core.callbacks import AsyncCallbackManager
+
+            await AsyncCallbackManager.configure(inheritable_callbacks=callbacks).on_custom_event(
+                self.EVENT, _event(result))
         return self._outputs(documents, result)
 
     def as_runnable(self, separator: str = "\n\n") -> Runnable[dict[str, Any], dict[str, Any]]:
@@ -73,11 +86,14 @@ class RagpressCompressor(BaseDocumentCompressor):
             return {"context": separator.join(d.page_content for d in docs), "question": query,
                     "documents": list(docs)}
 
-        def run(inputs: dict[str, Any]) -> dict[str, Any]:
-            return shape(inputs["query"], self.compress_documents(inputs["documents"], inputs["query"]))
+        def run(inputs: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+            docs = self.compress_documents(inputs["documents"], inputs["query"], callbacks=config.get("callbacks"))
+            return shape(inputs["query"], docs)
 
-        async def arun(inputs: dict[str, Any]) -> dict[str, Any]:
-            return shape(inputs["query"], await self.acompress_documents(inputs["documents"], inputs["query"]))
+        async def arun(inputs: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+            docs = await self.acompress_documents(inputs["documents"], inputs["query"],
+                                                  callbacks=config.get("callbacks"))
+            return shape(inputs["query"], docs)
 
         return RunnableLambda(run, afunc=arun, name="RagpressCompressor")
 
@@ -108,3 +124,10 @@ class RagpressCompressor(BaseDocumentCompressor):
                 }
             out.append(LCDocument(page_content=kept.text, metadata=metadata, id=original.id))
         return out
+
+
+def _event(result: CompressResult) -> dict[str, Any]:
+    return {"original_tokens": result.original_tokens, "compressed_tokens": result.compressed_tokens,
+            "budget_tokens": result.budget_tokens, "model": result.model, "tokenizer": result.tokenizer,
+            "methods": [s.method for s in result.stages], "dropped_ids": list(result.dropped_ids),
+            "request_id": result.request_id}

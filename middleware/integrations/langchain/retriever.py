@@ -10,7 +10,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr, model_validator
 
 from retrievers.base import Query
-from middleware.integrations.langchain.backend import Backend, make_backend
+from middleware.integrations.backend import Backend, make_backend
 from middleware.integrations.langchain.convert import to_langchain
 
 
