@@ -7,6 +7,7 @@ libraries are imported; never at import time of this package.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
 import threading
@@ -37,6 +38,9 @@ def configure_offline() -> None:
     """Set the offline variables unless the user already chose a value."""
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
+    # faiss tries its AVX512 build first and logs the ModuleNotFoundError at INFO when the
+    # wheel has none: expected on every machine without it, and alarming to read.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     if "TIKTOKEN_CACHE_DIR" not in os.environ:
         folder = litellm_tokenizer_dir()
         if folder is not None:

@@ -105,8 +105,9 @@ def resolve_tokenizer(model: str, unknown_model: str = "error") -> ModelTokenize
         return _tiktoken(model, FALLBACK_ENCODING, fallback=True)
     raise UnknownModel(
         f"unknown model {model!r}: no tokenizer is known for it; use a litellm model name "
-        f"(e.g. 'gpt-4o', 'gpt-4o-mini', 'gpt-3.5-turbo') or start the service with "
-        f"unknown_model = \"fallback\" to count with {FALLBACK_ENCODING}"
+        f"(e.g. 'gpt-4o', 'gpt-4o-mini', 'gpt-3.5-turbo'), or allow a fallback count with "
+        f"{FALLBACK_ENCODING}: the setting unknown_model = \"fallback\" (RAGPRESS_UNKNOWN_MODEL=fallback "
+        f"for a server; --unknown-model fallback on the ragpress command line)"
     )
 
 

@@ -320,6 +320,8 @@ async def test_usage_cli_reads_the_server_and_the_local_ledger(acct_server, tmp_
     assert any(line.startswith("acme ") for line in out) and any(line.startswith("beta ") for line in out)
     html = chart.read_text(encoding="utf-8")
     assert '<svg id="savings"' in html and 'class="mark"' in html
+    assert "by tenant" in html  # one line per tenant, as --group-by asked
+    assert all(f"<title>{t}: " in html for t in ("acme", "beta", "gamma"))
     url = f"sqlite://{acct_server.recorder.ledger.path}"
     code = await asyncio.to_thread(main, ["usage", "--ledger-url", url, "--group-by", "", "--json"])
     (total,) = json.loads(capsys.readouterr().out)

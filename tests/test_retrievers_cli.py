@@ -50,3 +50,16 @@ def test_index_and_retrieve_against_a_server(tmp_path, docs_file, capsys):
         assert _lines(capsys)[0]["deleted_documents"] == 1
         assert main(["retrieve", "caps", "capital", "--server", srv.address, "--top-k", "5"]) == 0
         assert [r["id"] for r in _lines(capsys)] == ["rom"]
+
+
+def test_in_process_index_prints_no_faiss_loader_noise(tmp_path, docs_file, subprocess_env):
+    """faiss logs a ModuleNotFoundError at INFO when it has no AVX512 build; users saw it on every call."""
+    import subprocess
+    import sys
+
+    env = dict(subprocess_env, RAGPRESS_EMBEDDING_MODEL="hashing", RAGPRESS_DATA_DIR=str(tmp_path / "data"))
+    done = subprocess.run([sys.executable, "-m", "middleware.cli", "index", "caps", "--docs", str(docs_file)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["chunks"] == 2
+    assert "faiss.loader" not in done.stderr and "ModuleNotFoundError" not in done.stderr

@@ -64,16 +64,36 @@ def table(rows: Sequence[UsageRow], keys: Sequence[str]) -> str:
     return "\n".join([line(head), line(["-" * w for w in widths])] + [line(b) for b in body])
 
 
-def chart_html(daily: Sequence[UsageRow], title: str = "ragpress: dollars saved per day") -> str:
-    """A self-contained HTML page with an SVG chart of savings per day (rows grouped by day)."""
-    times = [dt.datetime.strptime(r.group["day"], "%Y-%m-%d").replace(tzinfo=dt.timezone.utc).timestamp()
-             for r in daily]
-    svg = line_chart("savings", title, times, {
-        "saved (USD)": [r.saved_usd for r in daily], "net of compute (USD)": [r.net_saved_usd for r in daily]},
-        label=lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d"))
-    rows = "".join(f"<tr><td>{html.escape(r.group['day'])}</td><td>{r.requests}</td><td>{r.saved_tokens}</td>"
-                   f"<td>{r.saved_usd:.4f}</td><td>{r.net_saved_usd:.4f}</td></tr>" for r in daily)
+def chart_html(rows: Sequence[UsageRow], keys: Sequence[str] = (),
+               title: str = "ragpress: dollars saved per day") -> str:
+    """A self-contained HTML page with an SVG chart of savings per day.
+
+    ``rows`` are grouped by day and by ``keys`` (the table's other group keys): without
+    other keys the chart has two lines (saved, and net of compute); with them, one line
+    of dollars saved per group (e.g. per tenant), a day without usage counting 0.
+    """
+    keys = tuple(k for k in keys if k != "day")
+    days = sorted({r.group["day"] for r in rows})
+    times = [dt.datetime.strptime(d, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc).timestamp() for d in days]
+    if keys:
+        saved: dict[str, dict[str, float]] = {}
+        for r in rows:
+            name = " / ".join(r.group.get(k, "") for k in keys)
+            saved.setdefault(name, {})[r.group["day"]] = r.saved_usd
+        series = {name: [by_day.get(d, 0.0) for d in days] for name, by_day in sorted(saved.items())}
+        title = f"{title}, by {', '.join(keys)}"
+    else:
+        by_day = {r.group["day"]: r for r in rows}
+        series = {"saved (USD)": [by_day[d].saved_usd for d in days],
+                  "net of compute (USD)": [by_day[d].net_saved_usd for d in days]}
+    svg = line_chart("savings", title, times, series,
+                     label=lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d"))
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in ("day", *keys))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(r.group.get(k, ''))}</td>" for k in ("day", *keys))
+        + f"<td>{r.requests}</td><td>{r.saved_tokens}</td><td>{r.saved_usd:.4f}</td><td>{r.net_saved_usd:.4f}</td></tr>"
+        for r in sorted(rows, key=lambda r: tuple(r.group.get(k, "") for k in ("day", *keys))))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
             f"<body style='font-family:sans-serif'>{svg}<table border='1' cellpadding='4'>"
-            f"<tr><th>day</th><th>requests</th><th>tokens saved</th><th>saved $</th><th>net $</th></tr>"
-            f"{rows}</table></body></html>")
+            f"<tr>{head}<th>requests</th><th>tokens saved</th><th>saved $</th><th>net $</th></tr>"
+            f"{body}</table></body></html>")

@@ -9,6 +9,7 @@ heavy dependencies inside the command functions, so ``ragpress --help`` stays fa
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import sys
@@ -21,9 +22,14 @@ COMMANDS = ("serve", "compress", "usage", "generate", "collections")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ragpress", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--log-level", default="INFO")
-    sub = parser.add_subparsers(dest="command", required=True)
+    from middleware.cli.common import HelpFormatter
+
+    parser = argparse.ArgumentParser(prog="ragpress", description=__doc__.split("\n\n")[0],
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        type=str.upper, help="log level on stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=functools.partial(argparse.ArgumentParser, formatter_class=HelpFormatter))
     for name in COMMANDS:
         importlib.import_module(f"middleware.cli.{name}").add_commands(sub)
     return parser

@@ -91,23 +91,26 @@ def _engine(args: argparse.Namespace):
 
 def add_commands(sub: "argparse._SubParsersAction") -> None:
     """Register ``index`` and ``retrieve`` on the ``ragpress`` parser."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("collection")
-    common.add_argument("--server", default=None, help="gRPC address; default: in-process on data_dir")
-    common.add_argument("--tenant", default=None)
-    common.add_argument("--timeout", type=float, default=120.0)
-    common.add_argument("--config", default=None, help="TOML settings file (in-process mode)")
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("collection", help="the collection's name")
+    shared.add_argument("--server", metavar="HOST:PORT", help="gRPC address (default: in-process, on data_dir)")
+    shared.add_argument("--tenant", help="tenant whose collection it is (default: 'default')")
+    shared.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server")
+    shared.add_argument("--config", metavar="FILE", help="TOML settings file (in-process mode)")
 
-    index = sub.add_parser("index", parents=[common], help="upsert and delete documents of a collection")
+    index = sub.add_parser("index", parents=[shared], help="upsert and delete documents of a collection")
     index.add_argument("--docs", help="JSON list or JSONL of {id, title, text, metadata} ('-': stdin)")
     index.add_argument("--delete", action="append", help="a document id to delete (repeatable)")
-    index.add_argument("--chunk-tokens", type=int, default=None)
-    index.add_argument("--overlap-tokens", type=int, default=None)
+    index.add_argument("--chunk-tokens", type=int, metavar="N",
+                       help="chunk size in tokens of the embedding model (default: the chunk_tokens setting, 200)")
+    index.add_argument("--overlap-tokens", type=int, metavar="N",
+                       help="overlap between chunks (default: a quarter of the chunk, at most 32)")
     index.set_defaults(func=cmd_index)
 
-    retrieve = sub.add_parser("retrieve", parents=[common], help="retrieve from a collection (JSONL out)")
-    retrieve.add_argument("query")
-    retrieve.add_argument("--top-k", type=int, default=10)
-    retrieve.add_argument("--mode", default="dense", help="dense, lexical or hybrid")
+    retrieve = sub.add_parser("retrieve", parents=[shared], help="retrieve from a collection (JSONL out)")
+    retrieve.add_argument("query", help="the text to search for")
+    retrieve.add_argument("--top-k", type=int, default=10, help="how many documents to return")
+    retrieve.add_argument("--mode", default="dense", choices=("dense", "lexical", "hybrid"),
+                          help="dense (FAISS), lexical (BM25) or hybrid (rank fusion)")
     retrieve.add_argument("--filter", default=None, help='metadata equality filter, JSON: {"lang": "en"}')
     retrieve.set_defaults(func=cmd_retrieve)

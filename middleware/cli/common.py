@@ -1,4 +1,5 @@
-"""Helpers shared by the ``ragpress`` commands: settings, input files, remote errors."""
+"""Helpers shared by the ``ragpress`` commands: settings, shared flags, help, input files,
+remote errors."""
 
 from __future__ import annotations
 
@@ -11,11 +12,46 @@ from middleware.errors import InvalidArgument, Unavailable
 
 
 def settings(args: argparse.Namespace, **overrides):
+    """Settings as the service reads them (defaults < --config < RAGPRESS_*), then the flags."""
     import os
 
     from middleware.settings import Settings
 
+    if getattr(args, "unknown_model", None):
+        overrides.setdefault("unknown_model", args.unknown_model)
     return Settings.load(getattr(args, "config", None), os.environ, **overrides)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default (when it has one) and expands ``{methods}`` to the
+    registered compression methods, only when help is printed (so that parsing a
+    command line never imports the methods)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "{methods}" in text:
+            from compressors import registry
+
+            text = text.replace("{methods}", ", ".join(sorted(registry.methods())))
+        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def add_request_flags(parser: argparse.ArgumentParser, model: str) -> None:
+    """The flags that describe one request: query, documents, budget, model, method."""
+    parser.add_argument("--query", help="the question the context must answer")
+    parser.add_argument("--doc", action="append", metavar="TEXT", help="a document's text (repeatable)")
+    parser.add_argument("--docs-json", metavar="FILE", help="file with a JSON list of {id, title, text, metadata}")
+    parser.add_argument("--target-tokens", type=int, metavar="N",
+                        help="token ceiling of the context, in the target model's tokenizer")
+    parser.add_argument("--keep-ratio", type=float, metavar="R", help="share of the original tokens to keep, in (0, 1]")
+    parser.add_argument("--model", default=model, help="target model whose tokenizer counts the budget")
+    parser.add_argument("--method", default="extractive", help="compression method: one of {methods}")
+    parser.add_argument("--unknown-model", choices=("error", "fallback"),
+                        help="for a model with no known tokenizer: fail, or count with cl100k_base "
+                             "(default: the unknown_model setting, 'error')")
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file (in-process mode)")
 
 
 def read_lines(path: str) -> list[str]:

@@ -8,7 +8,7 @@ import sys
 from typing import Callable
 
 from middleware.cli import common
-from middleware.errors import InvalidArgument
+from middleware.errors import InvalidArgument, RagpressError
 
 # A batch longer than this shows a progress bar (on a terminal).
 PROGRESS_MIN_LINES = 20
@@ -19,8 +19,15 @@ def _compress_fn(args: argparse.Namespace) -> Callable:
     if not args.server:
         from middleware.library import Ragpress
 
-        settings = common.settings(args)
-        return Ragpress(settings).pipeline.compress
+        engine = Ragpress(common.settings(args))
+        # Load the models and the flag's tokenizer before the first request, so that its
+        # latency_ms is compression only. A bad model name is reported by the lines that use it.
+        engine.warm_up()
+        try:
+            engine.models.tokenizers.get(args.model)
+        except RagpressError:
+            pass
+        return engine.pipeline.compress
     import grpc
 
     from middleware import convert
@@ -67,23 +74,18 @@ def cmd_compress(args: argparse.Namespace) -> int:
             out.close()
     if args.input:
         print(summary.line(), file=sys.stderr)
-    elif summary.errors:
-        return 1
-    return 0 if summary.over_budget == 0 else 1
+    return 0 if summary.errors == 0 and summary.over_budget == 0 else 1
 
 
 def add_commands(sub: "argparse._SubParsersAction") -> None:
-    comp = sub.add_parser("compress", help="compress one request (flags) or a JSONL batch (--input)")
-    comp.add_argument("--input", help="batch JSONL file ('-' for stdin)")
-    comp.add_argument("--output", help="output JSONL file (default stdout)")
-    comp.add_argument("--query")
-    comp.add_argument("--doc", action="append", help="a document's text (repeatable)")
-    comp.add_argument("--docs-json", help="file with a JSON list of {id, title, text, metadata}")
-    comp.add_argument("--target-tokens", type=int, default=None)
-    comp.add_argument("--keep-ratio", type=float, default=None)
-    comp.add_argument("--model", default="gpt-4o")
-    comp.add_argument("--method", default="extractive")
-    comp.add_argument("--server", default=None, help="send to this gRPC address instead of running in-process")
-    comp.add_argument("--timeout", type=float, default=60.0)
-    comp.add_argument("--config", default=None, help="TOML settings file (in-process mode)")
+    comp = sub.add_parser(
+        "compress", help="compress one request (flags) or a JSONL batch (--input)",
+        description="Compress one request given by flags, or a JSONL batch (--input). Exit status: 0 when "
+                    "every line was compressed within its budget, 1 when a line failed (its output record "
+                    "says why) or went over budget, 2 on a usage error.")
+    comp.add_argument("--input", metavar="FILE", help="batch JSONL file, one request a line ('-' for stdin)")
+    comp.add_argument("--output", metavar="FILE", help="output JSONL file (default: stdout)")
+    common.add_request_flags(comp, model="gpt-4o")
+    comp.add_argument("--server", metavar="HOST:PORT", help="send to this gRPC address instead of running in-process")
+    comp.add_argument("--timeout", type=float, default=60.0, help="seconds per request with --server")
     comp.set_defaults(func=cmd_compress)

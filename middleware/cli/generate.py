@@ -17,6 +17,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from middleware.generation.generate import GenerateRequest, GenerationOptions, GenerateResult
     from middleware.types import CompressRequest, Stage
 
+    if args.query is None:
+        raise InvalidArgument("give --query")
     if (args.target_tokens is None) == (args.keep_ratio is None):
         raise InvalidArgument("give exactly one of --target-tokens or --keep-ratio")
     engine = Ragpress(common.settings(args))
@@ -60,17 +62,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def add_commands(sub: "argparse._SubParsersAction") -> None:
     gen = sub.add_parser("generate", help="compress, prompt and call a model (in-process); prints the answer")
-    gen.add_argument("--query", required=True)
-    gen.add_argument("--doc", action="append", help="a document's text (repeatable)")
-    gen.add_argument("--docs-json", help="file with a JSON list of {id, title, text, metadata}")
-    gen.add_argument("--target-tokens", type=int, default=None)
-    gen.add_argument("--keep-ratio", type=float, default=None)
-    gen.add_argument("--model", default="local/smollm2", help="litellm model name or local/<name>")
-    gen.add_argument("--method", default="extractive")
-    gen.add_argument("--system", default=None, help="system prompt")
-    gen.add_argument("--max-tokens", type=int, default=None)
-    gen.add_argument("--fallback", choices=("fail", "retry", "local"), default=None)
-    gen.add_argument("--timeout", type=float, default=None, help="seconds for the whole call")
+    common.add_request_flags(gen, model="local/smollm2")
+    gen.add_argument("--system", help="system prompt")
+    gen.add_argument("--max-tokens", type=int, metavar="N", help="most tokens to generate (default: the model's)")
+    gen.add_argument("--fallback", choices=("fail", "retry", "local"),
+                     help="on upstream failure (default: the llm_fallback setting, 'fail')")
+    gen.add_argument("--timeout", type=float, help="seconds for the whole call (default: no limit)")
     gen.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
-    gen.add_argument("--config", default=None, help="TOML settings file")
     gen.set_defaults(func=cmd_generate)

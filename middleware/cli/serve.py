@@ -7,6 +7,7 @@ import sys
 
 from middleware.cli import common
 
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -34,13 +35,13 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 def add_commands(sub: "argparse._SubParsersAction") -> None:
     serve = sub.add_parser("serve", help="run the gRPC service")
-    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None, help="port (default 50051; 0 picks a free one)")
-    serve.add_argument("--config", default=None, help="TOML settings file")
+    serve.add_argument("--host", help="bind address (default: the host setting, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port; 0 picks a free one (default: the port setting, 50051)")
+    serve.add_argument("--config", metavar="FILE", help="TOML settings file")
     serve.set_defaults(func=cmd_serve)
 
-    health = sub.add_parser("health", help="ask a running service for its health")
-    health.add_argument("--server", default="127.0.0.1:50051")
+    health = sub.add_parser("health", help="ask a running service for its health (exit 0 when SERVING)")
+    health.add_argument("--server", default="127.0.0.1:50051", metavar="HOST:PORT", help="the service's address")
     health.add_argument("--service", default="", help="service name ('' for the whole server)")
-    health.add_argument("--timeout", type=float, default=5.0)
+    health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer")
     health.set_defaults(func=cmd_health)

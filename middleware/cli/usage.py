@@ -38,10 +38,12 @@ def _usage_report(args: argparse.Namespace, fetch: Callable, start: float | None
     else:
         print(report.table(rows, keys))
     if args.chart:
-        daily = rows if keys == ("day",) else fetch(UsageQuery(start=start or 0.0, end=end if end is not None
-                                                                else float("inf"), group_by=("day",)))
+        # The chart runs over days, one line per group of the other keys.
+        by_day = keys if "day" in keys else (*keys, "day")
+        daily = rows if by_day == keys else fetch(UsageQuery(start=start or 0.0, end=end if end is not None
+                                                             else float("inf"), group_by=by_day))
         try:
-            Path(args.chart).write_text(report.chart_html(daily), encoding="utf-8")
+            Path(args.chart).write_text(report.chart_html(daily, keys), encoding="utf-8")
         except OSError as exc:
             raise InvalidArgument(f"cannot write {args.chart}: {exc.strerror}") from exc
         print(f"chart written to {args.chart}", file=sys.stderr)
@@ -86,9 +88,10 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     usage.add_argument("--until", default=None, help="end (default now), same forms as --since")
     usage.add_argument("--group-by", default="day", help="comma list of tenant, model, method, day ('' = total)")
     usage.add_argument("--json", action="store_true", help="print rows as JSON instead of a table")
-    usage.add_argument("--chart", default=None, help="also write an HTML chart of savings per day to this file")
+    usage.add_argument("--chart", default=None, help="also write an HTML chart of dollars saved per day to this file, one line per group "
+                            "of the other --group-by keys")
     usage.add_argument("--server", default=None, help="ask this gRPC address (GetUsage) instead of the local ledger")
     usage.add_argument("--ledger-url", default=None, help="local ledger (default: settings' ledger_url)")
     usage.add_argument("--config", default=None, help="TOML settings file (local ledger)")
-    usage.add_argument("--timeout", type=float, default=30.0)
+    usage.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server")
     usage.set_defaults(func=cmd_usage)
