@@ -26,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from middleware.offline import configure_offline  # noqa: E402
 
@@ -35,11 +36,14 @@ from middleware.accounting import Recorder, UsageRecord, open_ledger  # noqa: E4
 from middleware.library import Ragpress  # noqa: E402
 from middleware.settings import Settings  # noqa: E402
 
-DATA = Path("/work/shared/data/hotpotqa/hotpot_distractor_dev100.jsonl")
+from datapaths import data_file, existing, results_path  # noqa: E402
+
+DEFAULT_QUESTIONS = 100
 
 
-def questions(limit: int) -> list[dict]:
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()][:limit]
+def questions(path: Path, limit: int) -> list[dict]:
+    rows = [json.loads(line) for line in existing(path).read_text(encoding="utf-8").splitlines()
+            if line.strip()][:limit]
     return [{"query": r["question"], "documents": [{"id": f"p{k}", "title": t, "text": " ".join(s)}
                                                    for k, (t, s) in enumerate(r["context"])]} for r in rows]
 
@@ -122,11 +126,15 @@ def ledger_throughput(tmp: Path, n_batched: int, n_single: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--questions", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--data", default=None, help="questions in the HotpotQA row format (default: "
+                                                 "$RAGPRESS_DATA/hotpotqa/hotpot_distractor_dev100.jsonl)")
+    ap.add_argument("--questions", type=int, default=DEFAULT_QUESTIONS, help="how many questions to use")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the paired gRPC comparison")
+    ap.add_argument("--out", default=None, help="results JSON (default: bench/results/accounting_overhead.json)")
     args = ap.parse_args()
     engine = Ragpress(Settings(embedding_model="hashing"))
-    qs = questions(args.questions)
+    path = Path(args.data) if args.data else data_file("hotpotqa", "hotpot_distractor_dev100.jsonl")
+    qs = questions(path, args.questions)
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         out = request_path(engine, qs, tmp)
@@ -145,9 +153,10 @@ def main() -> None:
     width = max(len(a) for a, _ in rows)
     for a, b in rows:
         print(f"{a:<{width}}  {b:>18}")
-    results = ROOT / "bench" / "results"
-    results.mkdir(exist_ok=True)
-    (results / "accounting_overhead.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    subset = args.data is not None or args.questions != DEFAULT_QUESTIONS
+    target = results_path("accounting_overhead", subset, args.out)
+    target.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {target}")
 
 
 if __name__ == "__main__":

@@ -24,11 +24,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DATA = Path(os.environ.get("RAGPRESS_DATA", "/work/shared/data")) / "hotpotqa" / "hotpot_distractor_dev100.jsonl"
+sys.path.insert(0, str(ROOT / "bench"))
+from datapaths import data_file, existing, results_path  # noqa: E402
 
 
-def build_prompts(tok, prefix_tokens: int, question_tokens: int, n: int) -> tuple[list[int], list[list[int]]]:
-    rows = [json.loads(line) for line in DATA.read_text().splitlines()]
+def build_prompts(path: Path, tok, prefix_tokens: int, question_tokens: int,
+                  n: int) -> tuple[list[int], list[list[int]]]:
+    rows = [json.loads(line) for line in existing(path).read_text(encoding="utf-8").splitlines() if line.strip()]
     paragraphs = "\n\n".join(f"{t}\n{' '.join(s)}" for t, s in rows[0]["context"])
     head = tok.encode("<|im_start|>system\nAnswer the question from the documents.\n\n", add_special_tokens=False)
     tail = tok.encode("<|im_end|>\n<|im_start|>user\n", add_special_tokens=False)
@@ -81,7 +83,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (1: the machine is shared; see docs/llm-gateway.md)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, auto")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "kv_cache.json"))
+    ap.add_argument("--data", default=None, help="paragraphs for the shared prefix and questions, HotpotQA row "
+                                                 "format (default: $RAGPRESS_DATA/hotpotqa/hotpot_distractor_dev100.jsonl)")
+    ap.add_argument("--out", default=None, help="results JSON (default: bench/results/kv_cache.json on CPU, "
+                                                "kv_cache_cuda.json on a GPU; .subset.json when a size differs)")
     args = ap.parse_args()
 
     from middleware.offline import configure_offline
@@ -99,7 +104,9 @@ def main() -> None:
     model = registry.local_runtime("local/smollm2").model
     bound = args.store_mib * 2**20
     new_cache = lambda: PrefixCache(PrefixCacheParams(block_size=16, max_bytes=bound))
-    prefix, questions = build_prompts(model.tokenizer, args.prefix_tokens, args.question_tokens, args.requests + 8)
+    data = Path(args.data) if args.data else data_file("hotpotqa", "hotpot_distractor_dev100.jsonl")
+    prefix, questions = build_prompts(data, model.tokenizer, args.prefix_tokens, args.question_tokens,
+                                      args.requests + 8)
     prompts = [prefix + q for q in questions]
     first = SamplingParams(max_new_tokens=1)
 
@@ -152,8 +159,11 @@ def main() -> None:
                        "store_bound_bytes": bound},
         "command": "nice python bench/kv_cache.py " + " ".join(sys.argv[1:]),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    defaults = {a.dest: a.default for a in ap._actions}
+    subset = args.data is not None or any(getattr(args, k) != defaults[k] for k in
+                                          ("requests", "prefix_tokens", "question_tokens", "store_mib", "workers"))
+    out = results_path("kv_cache" if args.device == "cpu" else "kv_cache_cuda", subset, args.out)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     mib = lambda b: f"{b / 2**20:.1f} MiB"
     rows = [
         ("TTFT miss (median of 3)", f"{ttft['miss_ms']} ms"),
@@ -172,7 +182,7 @@ def main() -> None:
     print(f"{'measure'.ljust(width)} | value\n{'-' * width}-|------")
     for name, value in rows:
         print(f"{name.ljust(width)} | {value}")
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -44,19 +44,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from datapaths import data_file, existing, results_path  # noqa: E402
 
-DATA = Path(os.environ.get("RAGPRESS_HOTPOT_DIR", "/work/shared/data/hotpotqa"))
 FILES = ("hotpot_distractor_dev100.jsonl", "hotpot_retrieved_500.jsonl")
 CACHE = ROOT / ".ragpress" / "bench"
 MODES = ("dense", "lexical", "hybrid")
 
 
-def load() -> tuple[list[dict], list[tuple[str, str]]]:
+def load(paths: list[Path]) -> tuple[list[dict], list[tuple[str, str]]]:
     rows = []
-    for name in FILES:
-        for line in (DATA / name).read_text(encoding="utf-8").splitlines():
+    for path in paths:
+        for line in existing(path).read_text(encoding="utf-8").splitlines():
             if line.strip():
-                rows.append(dict(json.loads(line), file=name))
+                rows.append(dict(json.loads(line), file=path.name))
     seen: dict[tuple[str, str], None] = {}
     for row in rows:
         for title, sents in row["context"]:
@@ -212,8 +213,13 @@ def main() -> None:
     ap.add_argument("--queries-at-scale", type=int, default=50)
     ap.add_argument("--minilm-full", action="store_true",
                     help="embed the whole corpus with MiniLM (about 40 CPU-minutes here), not only dev100's paragraphs")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "retrieval.json"))
+    ap.add_argument("--data", action="append", default=None,
+                    help="a file in the HotpotQA row format, repeatable; its paragraphs form the corpus and its "
+                         "questions are asked (default: both $RAGPRESS_DATA/hotpotqa files)")
+    ap.add_argument("--out", default=None, help="results JSON (default: bench/results/retrieval.json; "
+                                                "retrieval.subset.json with --data)")
     args = ap.parse_args()
+    paths = [Path(p) for p in args.data] if args.data else [data_file("hotpotqa", name) for name in FILES]
 
     from middleware.offline import configure_offline
 
@@ -226,10 +232,10 @@ def main() -> None:
 
     # One thread: on a shared, overloaded 2-core machine a second thread mostly waits.
     torch.set_num_threads(int(os.environ.get("RAGPRESS_BENCH_THREADS", "1")))
-    rows, corpus = load()
+    rows, corpus = load(paths)
     texts = [f"{t}\n{x}" for t, x in corpus]
     position = {c: i for i, c in enumerate(corpus)}
-    dev_idx = {position[(t, " ".join(s.strip() for s in ss))] for r in rows if r["file"] == FILES[0]
+    dev_idx = {position[(t, " ".join(s.strip() for s in ss))] for r in rows if r["file"] == paths[0].name
                for t, ss in r["context"]}
     minilm = load_embedder("")
     static = ModelRegistry(Settings()).static_embedder()
@@ -245,7 +251,7 @@ def main() -> None:
     for row in rows:
         gold = {t for t, _ in row["supporting_facts"]}
         questions.append({"question": row["question"], "gold": gold, "file": row["file"]})
-    corpora = {"dev100": (sorted(dev_idx), [q for q in questions if q["file"] == FILES[0]]),
+    corpora = {"dev100": (sorted(dev_idx), [q for q in questions if q["file"] == paths[0].name]),
                "all": (list(range(len(corpus))),
                        [q for q in questions if q["gold"] and q["gold"] <= {t for t, _ in corpus}])}
 
@@ -297,7 +303,8 @@ def main() -> None:
         print(row, flush=True)
     results["machine"]["load_avg_end"] = os.getloadavg()[0]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    out = results_path("retrieval", subset=args.data is not None, out=args.out)
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print_table(results)
 
 

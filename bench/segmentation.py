@@ -16,17 +16,22 @@ needs only sentencex):
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data" / "hotpotqa" / "hotpot_retrieved_500.jsonl"
+sys.path.insert(0, str(HERE))
+from datapaths import data_file, existing, results_path  # noqa: E402
+
+DEFAULT_DATA = ("hotpotqa", "hotpot_retrieved_500.jsonl")
 
 
-def paragraphs() -> list[list[str]]:
+def paragraphs(path: Path) -> list[list[str]]:
     out = []
-    for line in DATA.read_text(encoding="utf-8").splitlines():
+    for line in existing(path).read_text(encoding="utf-8").splitlines():
         for _, sents in json.loads(line).get("context", []):
             sents = [s.strip() for s in sents if s.strip()]
             if sents:
@@ -73,9 +78,15 @@ def splitters() -> dict:
 
 
 def main() -> None:
-    paras = paragraphs()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=None, help="a file in the HotpotQA row format (default: "
+                                                 "$RAGPRESS_DATA/hotpotqa/hotpot_retrieved_500.jsonl)")
+    ap.add_argument("--out", default=None, help="results JSON (default: bench/results/segmentation.json)")
+    args = ap.parse_args()
+    path = Path(args.data) if args.data else data_file(*DEFAULT_DATA)
+    paras = paragraphs(path)
     texts = [" ".join(p) for p in paras]
-    results = {"data": DATA.name, "paragraphs": len(paras), "splitters": {}}
+    results = {"data": path.name, "paragraphs": len(paras), "splitters": {}}
     print("| splitter | boundary precision | boundary recall | ms per 10 paragraphs |")
     print("|---|---|---|---|")
     for name, split in splitters().items():
@@ -89,7 +100,7 @@ def main() -> None:
         row = {"precision": tp / max(1, tp + fp), "recall": tp / max(1, tp + fn), "ms_per_10": ms}
         results["splitters"][name] = row
         print(f"| {name} | {row['precision']:.4f} | {row['recall']:.4f} | {ms:.2f} |")
-    out = HERE / "results" / "segmentation.json"
+    out = results_path("segmentation", subset=args.data is not None, out=args.out)
     out.write_text(json.dumps(results, indent=2))
     print(f"\nwrote {out}")
 
