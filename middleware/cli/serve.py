@@ -12,7 +12,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from middleware.server import serve
 
-    settings = common.settings(args, host=args.host, port=args.port)
+    settings = common.settings(args, host=args.host, port=args.port, insecure=args.insecure or None)
     asyncio.run(serve(settings))
     return 0
 
@@ -37,6 +37,8 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 50051; 0 picks a free one)")
     serve.add_argument("--config", default=None, help="TOML settings file")
+    serve.add_argument("--insecure", action="store_true",
+                       help="allow a non-loopback --host without API keys (trusted networks only)")
     serve.set_defaults(func=cmd_serve)
 
     health = sub.add_parser("health", help="ask a running service for its health")

@@ -65,10 +65,13 @@ class RemoteBackend(Backend):
     and any event loop.
     """
 
-    def __init__(self, target: str, tenant: str | None = None, timeout: float | None = 30.0) -> None:
+    def __init__(self, target: str, tenant: str | None = None, timeout: float | None = 30.0,
+                 api_key: str | None = None, credentials: Any = None) -> None:
         self.target = target
         self.tenant = tenant
         self.timeout = timeout
+        # An API key (the server then takes the tenant from it) and grpc.ChannelCredentials (TLS).
+        self._auth = {"api_key": api_key, "credentials": credentials}
 
     def _options(self, options: dict[str, Any]) -> dict[str, Any]:
         from middleware.types import DEFAULT_MODEL
@@ -81,36 +84,37 @@ class RemoteBackend(Backend):
     def compress(self, query, documents, budget, **options):
         from middleware.client import RagpressClient
 
-        with RagpressClient(self.target, tenant=self.tenant, timeout=self.timeout) as client:
+        with RagpressClient(self.target, tenant=self.tenant, timeout=self.timeout, **self._auth) as client:
             return client.compress(query, documents, budget, **self._options(options))
 
     async def acompress(self, query, documents, budget, **options):
         from middleware.client import AsyncRagpressClient
 
-        async with AsyncRagpressClient(self.target, tenant=self.tenant, timeout=self.timeout) as client:
+        async with AsyncRagpressClient(self.target, tenant=self.tenant, timeout=self.timeout, **self._auth) as client:
             return await client.compress(query, documents, budget, **self._options(options))
 
     def retrieve(self, collection, query):
         from middleware.client import RagpressClient
 
-        with RagpressClient(self.target, tenant=self.tenant, timeout=self.timeout) as client:
+        with RagpressClient(self.target, tenant=self.tenant, timeout=self.timeout, **self._auth) as client:
             return client.retrieve(collection, query.text, query.top_k, mode=query.mode, filter=query.filter)
 
     async def aretrieve(self, collection, query):
         from middleware.client import AsyncRagpressClient
 
-        async with AsyncRagpressClient(self.target, tenant=self.tenant, timeout=self.timeout) as client:
+        async with AsyncRagpressClient(self.target, tenant=self.tenant, timeout=self.timeout, **self._auth) as client:
             return await client.retrieve(collection, query.text, query.top_k, mode=query.mode, filter=query.filter)
 
 
-def make_backend(engine: Any, target: str | None, tenant: str | None, timeout: float | None) -> Backend:
+def make_backend(engine: Any, target: str | None, tenant: str | None, timeout: float | None,
+                 api_key: str | None = None, credentials: Any = None) -> Backend:
     """The remote backend when ``target`` is given, else a local one (a default engine if none)."""
     from middleware.errors import InvalidArgument
 
     if engine is not None and target:
         raise InvalidArgument("give either an engine (in-process) or a target (remote server), not both")
     if target:
-        return RemoteBackend(target, tenant, timeout)
+        return RemoteBackend(target, tenant, timeout, api_key, credentials)
     if engine is None:
         from middleware.library import Ragpress
 
