@@ -128,6 +128,7 @@ def compress_result_to_pb(result: CompressResult) -> pb.CompressResponse:
         tokenizer_fallback=result.tokenizer_fallback,
         request_id=result.request_id,
         budget_tokens=result.budget_tokens,
+        cached=result.cached,
     )
 
 
@@ -147,6 +148,7 @@ def compress_result_from_pb(msg: pb.CompressResponse) -> CompressResult:
         tokenizer=msg.tokenizer,
         tokenizer_fallback=msg.tokenizer_fallback,
         request_id=msg.request_id,
+        cached=msg.cached,
     )
 
 

@@ -40,9 +40,12 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
             generator = Generator(settings, pipeline.models, pipeline)
         self.generator = generator
         self.collections = collections
+        from middleware import shared_cache
         from middleware.limits import Limits
 
         self.limits = Limits.from_settings(settings)
+        # Compress results by tenant and input: in memory, or in Redis shared by replicas.
+        self.results = shared_cache.from_settings(settings)
 
     async def _offload(self, context: grpc.aio.ServicerContext, fn: Callable[[], T]) -> T:
         """Run CPU-heavy work in the executor, within the caller's deadline.
@@ -73,7 +76,7 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         source = convert.compress_source_from_pb(request)
         call = CALL.get()
         if source is None:
-            work = functools.partial(self.pipeline.compress, domain, call.request_id)
+            work = functools.partial(self._compress_cached, domain, call.tenant, call.request_id)
         else:
             from middleware.pipeline import retrieve_and_compress
 
@@ -83,6 +86,13 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         if self.recorder is not None:
             self.recorder.record_compress(result)
         return convert.compress_result_to_pb(result)
+
+    def _compress_cached(self, domain, tenant: str, request_id: str):
+        from middleware.shared_cache import cached_compress
+
+        tokenizer = self.pipeline.models.tokenizers.get(domain.model).name
+        return cached_compress(self.results, tenant, domain, tokenizer,
+                               lambda: self.pipeline.compress(domain, request_id), request_id)
 
     def _collections(self) -> "Collections":
         if self.collections is None:
