@@ -83,8 +83,12 @@ async def start(settings: Settings, engine: Ragpress | None = None) -> RunningSe
     engine = engine or Ragpress(settings)
     executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="ragpress-worker")
     recorder = Recorder(settings)
+    # A body past max_request_bytes is refused by grpc as it arrives, before it is read
+    # and parsed (the 64 KiB leave room for framing; the interceptor names the setting
+    # for anything between).
+    receive = min(settings.max_message_bytes, settings.max_request_bytes + 64 * 1024)
     options = [
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_receive_message_length", receive),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),
     ]
