@@ -340,30 +340,28 @@ async def oversized(server: Server) -> dict:
         "100 KB separator": lambda r: setattr(r.context_format, "separator", "-" * 100_000),
         "10^9 target tokens": lambda r: setattr(r.budget, "max_tokens", 10**9),
     }
+    template = pb.GenerateRequest(query="q?", model="openai/gpt-4o-mini", documents=[doc],
+                                  template="{context:>100000000}\n{question}")
+    template.budget.max_tokens = 50
     rows = []
+
+    async def timed(name: str, call) -> None:
+        started = time.perf_counter()
+        try:
+            await call(timeout=60)
+            code = "OK"
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code().name
+        rows.append({"input": name, "code": code, "ms": round((time.perf_counter() - started) * 1000, 1)})
+
     async with grpc.aio.insecure_channel(server.address, options=[("grpc.max_send_message_length", 2**28)]) as ch:
         stub = pb_grpc.RagpressServiceStub(ch)
         for name, mutate in cases.items():
             req = pb.CompressRequest(query="q?", model="gpt-4o", documents=[doc])
             req.budget.max_tokens = 50
             mutate(req)
-            started = time.perf_counter()
-            try:
-                await stub.Compress(req, timeout=60)
-                code = "OK"
-            except grpc.aio.AioRpcError as exc:
-                code = exc.code().name
-            rows.append({"input": name, "code": code, "ms": round((time.perf_counter() - started) * 1000, 1)})
-        template = pb.GenerateRequest(query="q?", model="openai/gpt-4o-mini", documents=[doc],
-                                      template="{context:>100000000}\n{question}")
-        template.budget.max_tokens = 50
-        started = time.perf_counter()
-        try:
-            await stub.Generate(template, timeout=60)
-            code = "OK"
-        except grpc.aio.AioRpcError as exc:
-            code = exc.code().name
-        rows.append({"input": "padded template", "code": code, "ms": round((time.perf_counter() - started) * 1000, 1)})
+            await timed(name, lambda timeout, req=req: stub.Compress(req, timeout=timeout))
+        await timed("padded template", lambda timeout: stub.Generate(template, timeout=timeout))
     return {"rows": rows, "alive_after": server.alive()}
 
 

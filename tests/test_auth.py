@@ -220,3 +220,26 @@ async def test_the_langchain_retriever_sends_the_key(server):
                                   api_key=KEYS["acme"][0])
     assert KEYS["acme"][0] not in repr(retriever)
     assert (await retriever.ainvoke("Paris"))[0].page_content == "Paris has 2,102,650 inhabitants."
+
+
+def test_keys_new_prints_a_key_once_and_an_entry_that_authenticates_it(capsys):
+    from middleware.auth import parse_file
+    from middleware.cli import main
+
+    assert main(["keys", "new", "--tenant", "acme", "--role", "writer", "--name", "ci"]) == 0
+    out = capsys.readouterr().out
+    key = out.splitlines()[0].rsplit(" ", 1)[1]
+    entries = parse_file(out, "output")
+    store = KeyStore(inline=";".join(f"{d}:{p.tenant}:{p.role}" for d, p in entries.items()))
+    principal = store.authenticate(key)
+    assert (principal.tenant, principal.role) == ("acme", "writer") and key not in "".join(entries)
+    assert main(["keys", "new", "--tenant", "acme", "--role", "root"]) == 2
+
+
+def test_serve_refuses_a_public_host_without_keys_before_binding(capsys, monkeypatch):
+    from middleware.cli import main
+
+    monkeypatch.delenv("RAGPRESS_API_KEYS", raising=False)
+    monkeypatch.delenv("RAGPRESS_API_KEYS_FILE", raising=False)
+    assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 2
+    assert "without authentication" in capsys.readouterr().err
