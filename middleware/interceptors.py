@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import logging
 import re
 import time
@@ -49,6 +50,8 @@ class Call:
     # The caller's role when API keys are on ("reader", "writer", "admin"); "" when they
     # are off (tenants are then self-declared and nothing is restricted).
     role: str = ""
+    # Size of the request message in bytes (large ones get their own worker lane).
+    size: int = 0
 
     @property
     def all_tenants(self) -> bool:
@@ -118,8 +121,10 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         a refused call costs no model time. Returns the call and its admission."""
         _check_decoded(request, method)
         call = _call_from(context, method, self._keys)
+        size = request.ByteSize()
         if self._limits is not None:
-            self._limits.check_request_size(method, request.ByteSize())
+            self._limits.check_request_size(method, size)
+        call = dataclasses.replace(call, size=size)
         admission = self._gate.admit(call.tenant) if self._gate is not None else contextlib.nullcontext()
         return call, admission
 

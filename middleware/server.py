@@ -41,6 +41,7 @@ class RunningServer:
     gate: Any = None
     keys: Any = None
     monitor: asyncio.Task | None = None
+    heavy: ThreadPoolExecutor | None = None
 
     @property
     def metrics_port(self) -> int | None:
@@ -58,6 +59,8 @@ class RunningServer:
             self.monitor.cancel()
         await self.server.stop(self.engine.settings.drain_seconds if grace is None else grace)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.heavy is not None:
+            self.heavy.shutdown(wait=False, cancel_futures=True)
         # In-flight calls have finished and recorded: now write every pending usage record.
         if self.recorder is not None:
             await asyncio.to_thread(self.recorder.close)
@@ -95,9 +98,11 @@ async def start(settings: Settings, engine: Ragpress | None = None) -> RunningSe
     interceptor = ErrorInterceptor(observer=recorder.metrics, keys=keys, gate=gate,
                                    limits=Limits.from_settings(settings))
     server = grpc.aio.server(interceptors=[interceptor], options=options)
-    pb_grpc.add_RagpressServiceServicer_to_server(
-        RagpressServicer(settings, engine.pipeline, executor, recorder, engine.generator,
-                         collections=engine.collections), server)
+    servicer = RagpressServicer(settings, engine.pipeline, executor, recorder, engine.generator,
+                                collections=engine.collections)
+    heavy = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragpress-heavy")
+    servicer.heavy_executor = heavy
+    pb_grpc.add_RagpressServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -137,7 +142,8 @@ async def start(settings: Settings, engine: Ragpress | None = None) -> RunningSe
 
     ready = asyncio.create_task(warm())
     monitor = asyncio.create_task(_readiness(health_servicer, gate, ready))
-    return RunningServer(server, port, health_servicer, engine, executor, ready, recorder, http, gate, keys, monitor)
+    return RunningServer(server, port, health_servicer, engine, executor, ready, recorder, http, gate, keys, monitor,
+                         heavy)
 
 
 async def _readiness(health_servicer: health.aio.HealthServicer, gate: Any, ready: asyncio.Task,

@@ -40,6 +40,8 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
             generator = Generator(settings, pipeline.models, pipeline)
         self.generator = generator
         self.collections = collections
+        # Set by the server: one thread for requests over heavy_request_bytes (None: one pool).
+        self.heavy_executor: Executor | None = None
         from middleware import shared_cache
         from middleware.limits import Limits
 
@@ -59,7 +61,11 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
 
         remaining = context.time_remaining()
         token = cancel.Token(time.monotonic() + remaining if remaining is not None else None)
-        future = asyncio.get_running_loop().run_in_executor(self.executor, cancel.bound(token, fn))
+        call = CALL.get(None)
+        heavy = self.heavy_executor is not None and call is not None and \
+            call.size > self.settings.heavy_request_bytes
+        executor = self.heavy_executor if heavy else self.executor
+        future = asyncio.get_running_loop().run_in_executor(executor, cancel.bound(token, fn))
         try:
             return await asyncio.wait_for(future, timeout=remaining)
         except asyncio.TimeoutError as exc:

@@ -119,6 +119,9 @@ class Settings:
     # Calls in flight (running or queued for a worker): all tenants, and one tenant.
     max_concurrent_requests: int = 64
     max_concurrent_per_tenant: int = 32
+    # Requests larger than this run one at a time on a worker thread of their own, so large
+    # inputs can never occupy every worker and stall small calls.
+    heavy_request_bytes: int = 256 * 1024
     # Shed load (RESOURCE_EXHAUSTED, readiness NOT_SERVING) above this resident size; 0: off.
     max_rss_bytes: int = 0
     # Local models: longest prompt accepted, and prefill chunk (bounds attention memory).
@@ -188,7 +191,7 @@ class Settings:
             raise InvalidArgument("settings prefix_cache_bytes must be >= 0 and prefix_cache_block >= 1")
         limits = ("max_request_bytes", "max_documents", "max_document_bytes", "max_query_bytes", "max_target_tokens",
                   "max_separator_bytes", "max_prompt_bytes", "max_pool_size", "max_concurrent_requests",
-                  "max_concurrent_per_tenant", "local_max_prompt_tokens", "local_prefill_chunk")
+                  "max_concurrent_per_tenant", "local_max_prompt_tokens", "local_prefill_chunk", "heavy_request_bytes")
         for name in limits:
             if getattr(self, name) < 1:
                 raise InvalidArgument(f"setting {name} must be >= 1, got {getattr(self, name)}")

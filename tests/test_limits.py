@@ -222,3 +222,20 @@ def test_chunked_prefill_gives_the_same_tokens_and_honours_cancel(smollm2):
     stop = threading.Event()
     stop.set()
     assert rt.generate(ids, params, use_cache=False, cancel=stop, prefill_chunk=7).finish_reason == "cancelled"
+
+
+async def test_large_requests_take_their_own_lane_and_never_stall_small_ones(make_server):
+    _, stub, channel = await make_server(heavy_request_bytes=2048, workers=1)
+    RUNS.clear()
+    big = _slow_request(1, 0.6)
+    big.documents.add(id="pad", text="padding " * 400)  # over heavy_request_bytes
+    big.budget.max_tokens = 5000
+    heavy = [asyncio.ensure_future(stub.Compress(big, timeout=30)) for _ in range(2)]
+    while not RUNS:
+        await asyncio.sleep(0.02)
+    # Two large calls queue on the one heavy thread; the small call runs on the worker pool.
+    small = await stub.Compress(_slow_request(1, 0.0), timeout=30)
+    assert small.compressed_tokens > 0
+    assert not all(h.done() for h in heavy)  # it did not wait for both large calls
+    await asyncio.gather(*heavy)
+    await channel.close()
