@@ -94,13 +94,13 @@ def _call_from(context: grpc.aio.ServicerContext, method: str, keys: Any = None)
     return Call(request_id=rid[:128], tenant=tenant, method=method)
 
 
-async def _fail(context: grpc.aio.ServicerContext, call: Call | None, exc: BaseException) -> None:
+async def _fail(context: grpc.aio.ServicerContext, call: Call | None, exc: BaseException, method: str = "?") -> None:
     rid = call.request_id if call else "-"
     if isinstance(exc, errors.RagpressError) and not isinstance(exc, errors.InternalError):
         code = status_for(exc)
-        log.info("rpc %s request_id=%s -> %s: %s", call.method if call else "?", rid, code.name, exc)
+        log.info("rpc %s request_id=%s -> %s: %s", call.method if call else method, rid, code.name, exc)
         await context.abort(code, str(exc))
-    log.error("rpc %s request_id=%s failed", call.method if call else "?", rid, exc_info=exc)
+    log.error("rpc %s request_id=%s failed", call.method if call else method, rid, exc_info=exc)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {rid}); see the server log")
 
 
@@ -161,7 +161,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                     failure = exc
                     if _is_abort(exc):
                         raise
-                    await _fail(context, call, exc)
+                    await _fail(context, call, exc, method)
                 finally:
                     self._observe(method, context, started, failure)
 
@@ -185,7 +185,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                     failure = exc
                     if _is_abort(exc):
                         raise
-                    await _fail(context, call, exc)
+                    await _fail(context, call, exc, method)
                 finally:
                     self._observe(method, context, started, failure)
 
