@@ -260,15 +260,19 @@ async def sigterm_under_load(folder: Path, requests, clients: int, load_seconds:
     """SIGTERM while calls are in flight: every call that succeeded has its ledger record."""
     ledger = folder / "sigterm.sqlite3"
     server = Server(folder, ledger_url=f"sqlite://{ledger}", drain_seconds="10", result_cache_entries="0")
-    await asyncio.to_thread(server.wait_serving)
-    ids: list[str] = []
-    stop = asyncio.Event()
-    driver = asyncio.ensure_future(_drive(server.address, _no_result_cache(requests), clients, load_seconds + 30,
-                                          ids=ids, stop_event=stop))
-    await asyncio.sleep(load_seconds)
-    exit_seconds = await asyncio.to_thread(server.stop, signal.SIGTERM)
-    stop.set()
-    traffic = await driver
+    try:
+        await asyncio.to_thread(server.wait_serving)
+        ids: list[str] = []
+        stop = asyncio.Event()
+        driver = asyncio.ensure_future(_drive(server.address, _no_result_cache(requests), clients,
+                                              load_seconds + 30, ids=ids, stop_event=stop))
+        await asyncio.sleep(load_seconds)
+        exit_seconds = await asyncio.to_thread(server.stop, signal.SIGTERM)
+        stop.set()
+        traffic = await driver
+    finally:
+        if server.proc.poll() is None:  # a failure above must not leave the server running
+            server.stop(signal.SIGKILL)
     with sqlite3.connect(ledger) as db:
         recorded = {row[0] for row in db.execute("SELECT request_id FROM ragpress_usage")}
     missing = [i for i in ids if i not in recorded]
@@ -289,48 +293,51 @@ async def upstream_faults(folder: Path) -> dict:
     (folder / "models").symlink_to(shared_models, target_is_directory=True)
     server = Server(folder, llm_api_base=upstream.api_base, llm_api_key="sk-test", llm_timeout_seconds="3",
                     llm_retries="2", local_threads="1", local_max_new_tokens="8")
-    await asyncio.to_thread(server.wait_serving)
     faults = {"500": {"fail_first": 100}, "500 once": {"fail_first": 1}, "timeout": {"delay": 8.0},
               "reset": {"reset_first": 100}}
     policies = {"fail": pb.FALLBACK_POLICY_FAIL, "retry": pb.FALLBACK_POLICY_RETRY, "local": pb.FALLBACK_POLICY_LOCAL}
-    rows = []
-    async with grpc.aio.insecure_channel(server.address) as channel:
-        stub = pb_grpc.RagpressServiceStub(channel)
-        # Warm both answerers first (litellm's first call imports its stack; the local model
-        # loads once), so each row times the fault handling, not a cold start.
-        warm = {}
-        for model in ("openai/gpt-4o-mini", "local/smollm2"):
-            upstream.reset()
-            req = pb.GenerateRequest(query="Warm-up?", model=model, documents=[pb.Document(id="w", text="Warm.")])
-            req.budget.max_tokens = 20
-            started = time.perf_counter()
-            for attempt in range(5):  # on a loaded machine the very first call may time out
-                try:
-                    await stub.Generate(req, timeout=600)
-                    break
-                except grpc.aio.AioRpcError as exc:
-                    print(f"  warm-up of {model}: {exc.code().name}, again", flush=True)
-            warm[model] = round(time.perf_counter() - started, 1)
-        for fault, behaviour in faults.items():
-            for policy, value in policies.items():
-                upstream.reset(**behaviour)
-                req = pb.GenerateRequest(query="How many people live in Paris?", model="openai/gpt-4o-mini",
-                                         documents=[pb.Document(id="a", text="Paris has 2,102,650 inhabitants.")],
-                                         fallback=value)
-                req.budget.max_tokens = 40
+    rows: list[dict] = []
+    warm: dict[str, float] = {}
+    try:
+        await asyncio.to_thread(server.wait_serving)
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = pb_grpc.RagpressServiceStub(channel)
+            # Warm both answerers first (litellm's first call imports its stack; the local model
+            # loads once), so each row times the fault handling, not a cold start.
+            for model in ("openai/gpt-4o-mini", "local/smollm2"):
+                upstream.reset()
+                req = pb.GenerateRequest(query="Warm-up?", model=model, documents=[pb.Document(id="w", text="Warm.")])
+                req.budget.max_tokens = 20
                 started = time.perf_counter()
-                try:
-                    reply = await stub.Generate(req, timeout=120)
-                    outcome = f"OK ({reply.model}{', fell back' if reply.fell_back else ''})"
-                except grpc.aio.AioRpcError as exc:
-                    outcome = exc.code().name
-                rows.append({"fault": fault, "policy": policy, "outcome": outcome,
-                             "upstream_requests": len(upstream.behaviour.requests),
-                             "seconds": round(time.perf_counter() - started, 2)})
-    alive = server.alive()
-    errors = server.error_lines()
-    server.stop()
-    await upstream.stop()
+                for attempt in range(5):  # on a loaded machine the very first call may time out
+                    try:
+                        await stub.Generate(req, timeout=600)
+                        break
+                    except grpc.aio.AioRpcError as exc:
+                        print(f"  warm-up of {model}: {exc.code().name}, again", flush=True)
+                warm[model] = round(time.perf_counter() - started, 1)
+            for fault, behaviour in faults.items():
+                for policy, value in policies.items():
+                    upstream.reset(**behaviour)
+                    req = pb.GenerateRequest(query="How many people live in Paris?", model="openai/gpt-4o-mini",
+                                             documents=[pb.Document(id="a", text="Paris has 2,102,650 inhabitants.")],
+                                             fallback=value)
+                    req.budget.max_tokens = 40
+                    started = time.perf_counter()
+                    try:
+                        reply = await stub.Generate(req, timeout=120)
+                        outcome = f"OK ({reply.model}{', fell back' if reply.fell_back else ''})"
+                    except grpc.aio.AioRpcError as exc:
+                        outcome = exc.code().name
+                    rows.append({"fault": fault, "policy": policy, "outcome": outcome,
+                                 "upstream_requests": len(upstream.behaviour.requests),
+                                 "seconds": round(time.perf_counter() - started, 2)})
+        alive = server.alive()
+        errors = server.error_lines()
+    finally:  # never leave the child server or the upstream behind
+        server.stop()
+        await upstream.stop()
+
     return {"rows": rows, "warm_up_seconds": warm, "alive_after": alive, "error_log_lines": errors}
 
 
