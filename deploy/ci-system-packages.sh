@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Idempotent: installs the Debian packages that the end-to-end tests of cost
-# accounting start for real (PostgreSQL for the ledger, Prometheus scraping the
-# service, headless Chromium for the embedded dashboard). Skips the network
+# Idempotent: installs the Debian packages that the end-to-end tests start for
+# real (PostgreSQL for the ledger, Prometheus scraping the service, headless
+# Chromium for the embedded dashboard, Redis for the shared result cache and
+# collections metadata of replicas). Skips the network
 # entirely when all of them are already installed. Needs root (or sudo).
 set -euo pipefail
-packages=(postgresql prometheus chromium)
+packages=(postgresql prometheus chromium redis-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

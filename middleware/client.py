@@ -60,10 +60,19 @@ def _retrieve_pb(collection: str, query: str, top_k: int, mode: str, filter: Map
 
 
 class _Base:
-    def __init__(self, target: str, tenant: str | None, timeout: float | None) -> None:
+    """Shared set-up. ``api_key`` travels as ``authorization: Bearer <key>`` (a keyed server
+    takes the tenant from the key); ``credentials`` (:func:`middleware.tls.client_credentials`)
+    make the channel TLS or mutual TLS."""
+
+    def __init__(self, target: str, tenant: str | None, timeout: float | None, api_key: str | None = None,
+                 credentials: grpc.ChannelCredentials | None = None) -> None:
         self.target = target
         self.timeout = timeout
-        self.metadata = ((TENANT_KEY, tenant),) if tenant else ()
+        metadata = [(TENANT_KEY, tenant)] if tenant else []
+        if api_key:
+            metadata.append(("authorization", f"Bearer {api_key}"))
+        self.metadata = tuple(metadata)
+        self.credentials = credentials
         self.options = [("grpc.max_receive_message_length", _MAX_MESSAGE),
                         ("grpc.max_send_message_length", _MAX_MESSAGE)]
 
@@ -71,9 +80,11 @@ class _Base:
 class RagpressClient(_Base):
     """Blocking client. ``with RagpressClient("127.0.0.1:50051") as c: c.compress(...)``."""
 
-    def __init__(self, target: str, *, tenant: str | None = None, timeout: float | None = 30.0) -> None:
-        super().__init__(target, tenant, timeout)
-        self.channel = grpc.insecure_channel(target, options=self.options)
+    def __init__(self, target: str, *, tenant: str | None = None, timeout: float | None = 30.0,
+                 api_key: str | None = None, credentials: grpc.ChannelCredentials | None = None) -> None:
+        super().__init__(target, tenant, timeout, api_key, credentials)
+        self.channel = (grpc.secure_channel(target, credentials, options=self.options) if credentials
+                        else grpc.insecure_channel(target, options=self.options))
         self.stub = pb_grpc.RagpressServiceStub(self.channel)
 
     def compress(self, query: str, documents: Iterable[Document | Mapping[str, Any]],
@@ -121,9 +132,11 @@ class RagpressClient(_Base):
 class AsyncRagpressClient(_Base):
     """asyncio client. ``async with AsyncRagpressClient(addr) as c: await c.compress(...)``."""
 
-    def __init__(self, target: str, *, tenant: str | None = None, timeout: float | None = 30.0) -> None:
-        super().__init__(target, tenant, timeout)
-        self.channel = grpc.aio.insecure_channel(target, options=self.options)
+    def __init__(self, target: str, *, tenant: str | None = None, timeout: float | None = 30.0,
+                 api_key: str | None = None, credentials: grpc.ChannelCredentials | None = None) -> None:
+        super().__init__(target, tenant, timeout, api_key, credentials)
+        self.channel = (grpc.aio.secure_channel(target, credentials, options=self.options) if credentials
+                        else grpc.aio.insecure_channel(target, options=self.options))
         self.stub = pb_grpc.RagpressServiceStub(self.channel)
 
     async def compress(self, query: str, documents: Iterable[Document | Mapping[str, Any]],

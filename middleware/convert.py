@@ -23,9 +23,17 @@ if TYPE_CHECKING:
 _MAX_SAFE_INT = 2**53
 
 
-def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
-    """Struct -> dict; integral numbers come back as ints (Struct only has doubles)."""
-    return _restore_ints(json_format.MessageToDict(value))
+def struct_to_dict(value: struct_pb2.Struct, where: str = "a Struct field") -> dict[str, Any]:
+    """Struct -> dict; integral numbers come back as ints (Struct only has doubles).
+
+    A Struct may carry NaN or Infinity on the wire, which JSON (and so the ledger,
+    the collections' files and every client) cannot: that is the caller's bad input.
+    """
+    try:
+        plain = json_format.MessageToDict(value)
+    except ValueError as exc:
+        raise InvalidArgument(f"{where} must be JSON-like: numbers must be finite (no NaN or Infinity)") from exc
+    return _restore_ints(plain)
 
 
 def _restore_ints(value: Any) -> Any:
@@ -60,7 +68,7 @@ def _plain(value: Any) -> Any:
 
 def document_from_pb(msg: pb.Document, index: int) -> Document:
     return Document(id=msg.id or str(index), text=msg.text, title=msg.title,
-                    metadata=struct_to_dict(msg.metadata))
+                    metadata=struct_to_dict(msg.metadata, f"documents[{index}].metadata"))
 
 
 def document_to_pb(doc: Document) -> pb.Document:
@@ -81,7 +89,8 @@ def pipeline_from_pb(method: str, stages: list[pb.CompressionStage], settings: S
     if method and stages:
         raise InvalidArgument("give either method or pipeline, not both")
     if stages:
-        return tuple(Stage(s.method, struct_to_dict(s.options)) for s in stages)
+        return tuple(Stage(s.method, struct_to_dict(s.options, f"pipeline[{i}].options"))
+                     for i, s in enumerate(stages))
     return (Stage(method or settings.default_method),)
 
 
@@ -119,6 +128,7 @@ def compress_result_to_pb(result: CompressResult) -> pb.CompressResponse:
         tokenizer_fallback=result.tokenizer_fallback,
         request_id=result.request_id,
         budget_tokens=result.budget_tokens,
+        cached=result.cached,
     )
 
 
@@ -138,6 +148,7 @@ def compress_result_from_pb(msg: pb.CompressResponse) -> CompressResult:
         tokenizer=msg.tokenizer,
         tokenizer_fallback=msg.tokenizer_fallback,
         request_id=msg.request_id,
+        cached=msg.cached,
     )
 
 
@@ -173,9 +184,19 @@ def usage_query_from_pb(msg: pb.GetUsageRequest):
             raise InvalidArgument(f"group_by: {pb.UsageGroupBy.Name(value) if value in pb.UsageGroupBy.values() else value}"
                                   f" is not a grouping; use TENANT, MODEL, METHOD or DAY")
         keys.append(_GROUP_BY[value])
-    start = msg.start_time.ToNanoseconds() / 1e9 if msg.HasField("start_time") else 0.0
-    end = msg.end_time.ToNanoseconds() / 1e9 if msg.HasField("end_time") else math.inf
+    start = _seconds(msg.start_time, "start_time") if msg.HasField("start_time") else 0.0
+    end = _seconds(msg.end_time, "end_time") if msg.HasField("end_time") else math.inf
     return UsageQuery(start=start, end=end, group_by=tuple(keys))
+
+
+# google.protobuf.Timestamp's documented range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
+
+
+def _seconds(ts, field: str) -> float:
+    if not _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS or not 0 <= ts.nanos <= 999_999_999:
+        raise InvalidArgument(f"{field} is outside the Timestamp range (years 1 to 9999, nanos 0..999999999)")
+    return ts.seconds + ts.nanos / 1e9
 
 
 def usage_rows_to_pb(rows) -> pb.GetUsageResponse:
@@ -260,7 +281,7 @@ def retrieve_request_from_pb(msg: pb.RetrieveRequest) -> tuple[str, "Query"]:
     mode = _MODES.get(msg.mode)
     if mode is None:
         raise InvalidArgument(f"unknown retrieval mode {msg.mode}")
-    return msg.collection, Query(msg.query, _top_k(msg.top_k, "top_k"), mode, struct_to_dict(msg.filter))
+    return msg.collection, Query(msg.query, _top_k(msg.top_k, "top_k"), mode, struct_to_dict(msg.filter, "filter"))
 
 
 def retrieve_request_to_pb(collection: str, query: "Query") -> pb.RetrieveRequest:

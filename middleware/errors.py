@@ -9,6 +9,10 @@
     ├── Unimplemented             an RPC or feature not built yet  -> UNIMPLEMENTED
     ├── Unavailable               an upstream or model is down     -> UNAVAILABLE
     ├── DeadlineExceeded          the caller's deadline ran out    -> DEADLINE_EXCEEDED
+    │   └── Cancelled             the caller went away             -> CANCELLED
+    ├── ResourceExhausted         a limit of concurrency or memory -> RESOURCE_EXHAUSTED
+    ├── Unauthenticated           no valid API key                 -> UNAUTHENTICATED
+    ├── PermissionDenied          the key's role forbids the call  -> PERMISSION_DENIED
     └── InternalError             a bug; logged with a request id  -> INTERNAL
 
 Lower libraries' errors are translated where they are caught
@@ -53,6 +57,22 @@ class Unavailable(RagpressError):
 
 class DeadlineExceeded(RagpressError):
     """The caller's deadline passed before the work finished."""
+
+
+class Cancelled(DeadlineExceeded):
+    """The caller cancelled the call (or hung up); work in progress stops."""
+
+
+class ResourceExhausted(RagpressError):
+    """The service is at a concurrency, queue or memory limit; retry later or elsewhere."""
+
+
+class Unauthenticated(RagpressError):
+    """The call carries no API key, or one the service does not know."""
+
+
+class PermissionDenied(RagpressError):
+    """The caller's key is valid but its role does not allow this call."""
 
 
 class InternalError(RagpressError):

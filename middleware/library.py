@@ -34,7 +34,10 @@ class Ragpress:
             if self._collections is None:
                 from retrievers.collections import Collections
 
-                self._collections = Collections.from_settings(self.settings, self.models.embedder)
+                from middleware.shared_cache import collections_meta
+
+                self._collections = Collections.from_settings(self.settings, self.models.embedder,
+                                                              collections_meta(self.settings))
             return self._collections
 
     def warm_up(self) -> None:

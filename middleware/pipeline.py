@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from compressors import context, registry
 from compressors.base import CompressionJob, StageOutput
+from middleware import cancel
 from middleware.errors import InternalError
 from middleware.models import ModelRegistry
 from middleware.types import CompressRequest, CompressResult, Document, StageStats
@@ -34,6 +35,7 @@ class Pipeline:
         docs = tuple(request.documents)
         stats = []
         for stage, compressor in stages:
+            cancel.check()  # a cancelled or timed-out call stops between stages
             before = context.count(docs, fmt, tok)
             started = time.perf_counter()
             out = compressor.compress(CompressionJob(request.query, docs, ceiling, tok, fmt))

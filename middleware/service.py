@@ -40,23 +40,49 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
             generator = Generator(settings, pipeline.models, pipeline)
         self.generator = generator
         self.collections = collections
+        # Set by the server: one thread for requests over heavy_request_bytes (None: one pool).
+        self.heavy_executor: Executor | None = None
+        from middleware import shared_cache
+        from middleware.limits import Limits
+
+        self.limits = Limits.from_settings(settings)
+        # Compress results by tenant and input: in memory, or in Redis shared by replicas.
+        self.results = shared_cache.from_settings(settings)
 
     async def _offload(self, context: grpc.aio.ServicerContext, fn: Callable[[], T]) -> T:
-        """Run CPU-heavy work in the executor, within the caller's deadline."""
-        future = asyncio.get_running_loop().run_in_executor(self.executor, fn)
+        """Run CPU-heavy work in the executor, within the caller's deadline.
+
+        The work runs with a cancellation token (middleware.cancel): past the deadline or
+        when the client hangs up, it stops at its next check instead of running on.
+        """
+        import time
+
+        from middleware import cancel
+
         remaining = context.time_remaining()
+        token = cancel.Token(time.monotonic() + remaining if remaining is not None else None)
+        call = CALL.get(None)
+        heavy = self.heavy_executor is not None and call is not None and \
+            call.size > self.settings.heavy_request_bytes
+        executor = self.heavy_executor if heavy else self.executor
+        future = asyncio.get_running_loop().run_in_executor(executor, cancel.bound(token, fn))
         try:
             return await asyncio.wait_for(future, timeout=remaining)
         except asyncio.TimeoutError as exc:
+            token.cancel("the deadline passed")
             raise DeadlineExceeded("the deadline passed before the work finished") from exc
+        except asyncio.CancelledError:
+            token.cancel("the client cancelled the call")
+            raise
 
     async def Compress(self, request: pb.CompressRequest, context: grpc.aio.ServicerContext) -> pb.CompressResponse:
         domain = convert.compress_request_from_pb(request, self.settings)
+        self.limits.check_compress(domain)
         METHOD_LABEL.set("+".join(s.method for s in domain.pipeline))
         source = convert.compress_source_from_pb(request)
         call = CALL.get()
         if source is None:
-            work = functools.partial(self.pipeline.compress, domain, call.request_id)
+            work = functools.partial(self._compress_cached, domain, call.tenant, call.request_id)
         else:
             from middleware.pipeline import retrieve_and_compress
 
@@ -66,6 +92,13 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         if self.recorder is not None:
             self.recorder.record_compress(result)
         return convert.compress_result_to_pb(result)
+
+    def _compress_cached(self, domain, tenant: str, request_id: str):
+        from middleware.shared_cache import cached_compress
+
+        tokenizer = self.pipeline.models.tokenizers.get(domain.model).name
+        return cached_compress(self.results, tenant, domain, tokenizer,
+                               lambda: self.pipeline.compress(domain, request_id), request_id)
 
     def _collections(self) -> "Collections":
         if self.collections is None:
@@ -77,6 +110,7 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
 
     async def _prepare(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> "Prepared":
         domain = convert.generate_request_from_pb(request, self.settings)
+        self.limits.check_generate(domain)
         source = convert.compress_source_from_pb(
             pb.CompressRequest(query=request.query, collection=request.collection,
                                retrieve_top_k=request.retrieve_top_k))
@@ -131,6 +165,7 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         from retrievers import ops
 
         domain = convert.index_request_from_pb(request)
+        self.limits.check_index(domain)
         work = functools.partial(ops.index, self._collections(), CALL.get().tenant, domain)
         return convert.index_result_to_pb(await self._offload(context, work))
 
@@ -138,11 +173,18 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         from retrievers import ops
 
         name, query = convert.retrieve_request_from_pb(request)
+        self.limits.check_retrieve(query)
         work = functools.partial(ops.retrieve, self._collections(), CALL.get().tenant, name, query)
         return convert.hits_to_pb(await self._offload(context, work))
 
     async def GetUsage(self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext) -> pb.GetUsageResponse:
         query = convert.usage_query_from_pb(request)
+        call = CALL.get()
+        if not call.all_tenants:
+            import dataclasses
+
+            # A keyed non-admin caller sees its own tenant's usage only.
+            query = dataclasses.replace(query, tenant=call.tenant)
         if self.recorder is None:
             raise Unimplemented("this server runs without a usage ledger")
         rows = await self._offload(context, functools.partial(self.recorder.query, query))

@@ -91,6 +91,49 @@ class Settings:
     # Prompt template for Generate: a registered name or template text.
     prompt_template: str = "default"
 
+    # --- production (docs/production.md): authentication, TLS, limits, shared state ---
+    # API keys, stored hashed: a TOML file (reloaded when it changes) and/or inline entries
+    # "<sha256 hex>:<tenant>:<role>" separated by ';' (for an environment variable).
+    # With any key configured every call needs one; x-ragpress-tenant is then ignored.
+    api_keys_file: str = ""
+    api_keys: str = ""
+    # Serve without keys on a non-loopback host (refused otherwise).
+    insecure: bool = False
+    # TLS for the gRPC port (PEM files); a client CA turns on mutual TLS.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    # Bind address of the metrics/dashboard port: loopback unless set (with keys on, it
+    # also asks for an admin key).
+    metrics_host: str = "127.0.0.1"
+    # Limits, checked before any model runs. Sizes in bytes of UTF-8 text.
+    max_request_bytes: int = 8 * 1024 * 1024
+    max_documents: int = 1000
+    max_document_bytes: int = 1024 * 1024
+    max_query_bytes: int = 32 * 1024
+    max_target_tokens: int = 128_000
+    max_separator_bytes: int = 256
+    # Template, system prompt and demonstrations of Generate, together.
+    max_prompt_bytes: int = 256 * 1024
+    max_pool_size: int = 1000
+    # Calls in flight (running or queued for a worker): all tenants, and one tenant.
+    max_concurrent_requests: int = 64
+    max_concurrent_per_tenant: int = 32
+    # Requests larger than this run one at a time on a worker thread of their own, so large
+    # inputs can never occupy every worker and stall small calls.
+    heavy_request_bytes: int = 256 * 1024
+    # Shed load (RESOURCE_EXHAUSTED, readiness NOT_SERVING) above this resident size; 0: off.
+    max_rss_bytes: int = 0
+    # Local models: longest prompt accepted, and prefill chunk (bounds attention memory).
+    local_max_prompt_tokens: int = 4096
+    local_prefill_chunk: int = 512
+    # Shared state of replicas: "redis://host:port/0" for the result cache and collections
+    # metadata; "" keeps both in this process.
+    redis_url: str = ""
+    # Compress results cached (per tenant); 0 turns the cache off.
+    result_cache_entries: int = 2048
+    result_cache_ttl_seconds: int = 3600
+
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None,
              **overrides: Any) -> "Settings":
@@ -146,6 +189,22 @@ class Settings:
             raise InvalidArgument(f"setting local_threads must be >= 0, got {self.local_threads}")
         if self.prefix_cache_bytes < 0 or self.prefix_cache_block < 1:
             raise InvalidArgument("settings prefix_cache_bytes must be >= 0 and prefix_cache_block >= 1")
+        limits = ("max_request_bytes", "max_documents", "max_document_bytes", "max_query_bytes", "max_target_tokens",
+                  "max_separator_bytes", "max_prompt_bytes", "max_pool_size", "max_concurrent_requests",
+                  "max_concurrent_per_tenant", "local_max_prompt_tokens", "local_prefill_chunk", "heavy_request_bytes")
+        for name in limits:
+            if getattr(self, name) < 1:
+                raise InvalidArgument(f"setting {name} must be >= 1, got {getattr(self, name)}")
+        if self.max_rss_bytes < 0 or self.result_cache_entries < 0 or self.result_cache_ttl_seconds < 1:
+            raise InvalidArgument("settings max_rss_bytes and result_cache_entries must be >= 0, "
+                                  "result_cache_ttl_seconds >= 1")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise InvalidArgument("settings tls_cert_file and tls_key_file go together")
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise InvalidArgument("setting tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise InvalidArgument(f"setting redis_url must start with redis://, rediss:// or unix://, "
+                                  f"got {self.redis_url!r}")
         if self.prefix_cache_codec not in ("fp", "int8"):
             raise InvalidArgument(f"setting prefix_cache_codec must be 'fp' or 'int8', got {self.prefix_cache_codec!r}")
 

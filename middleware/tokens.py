@@ -14,7 +14,7 @@ Policy for models whose real tokenizer cannot be loaded offline:
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Sequence
 
@@ -37,11 +37,14 @@ class ModelTokenizer:
     fallback: bool
     _encode: Callable[[str], Sequence[int]]
     _decode: Callable[[Sequence[int]], str]
+    # A counting cache shared by every model name of one encoding (see _tiktoken).
+    _counter: Callable[[str], int] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Counting the same sentence again is common (pipelines, retries, repeated
-        # documents): a bounded per-tokenizer cache keeps it O(1).
-        object.__setattr__(self, "_cached_count", lru_cache(maxsize=200_000)(self._count_uncached))
+        # documents): a bounded cache keeps it O(1).
+        counter = self._counter or lru_cache(maxsize=200_000)(self._count_uncached)
+        object.__setattr__(self, "_cached_count", counter)
 
     def _count_uncached(self, text: str) -> int:
         return len(self._encode(text))
@@ -59,17 +62,21 @@ class ModelTokenizer:
         return self._decode(ids)
 
 
+_COUNTERS: dict[str, Callable[[str], int]] = {}
+_COUNTERS_LOCK = threading.Lock()
+
+
 def _tiktoken(model: str, encoding_name: str, fallback: bool) -> ModelTokenizer:
     import tiktoken
 
     enc = tiktoken.get_encoding(encoding_name)
-    return ModelTokenizer(
-        model=model,
-        name=encoding_name,
-        fallback=fallback,
-        _encode=lambda text: enc.encode(text, disallowed_special=()),
-        _decode=enc.decode,
-    )
+    encode = lambda text: enc.encode(text, disallowed_special=())  # noqa: E731
+    # One counting cache per encoding, not per model name: many names share o200k_base,
+    # and a cache per name grew without bound when clients sent many names.
+    with _COUNTERS_LOCK:
+        counter = _COUNTERS.setdefault(encoding_name, lru_cache(maxsize=200_000)(lambda t: len(encode(t))))
+    return ModelTokenizer(model=model, name=encoding_name, fallback=fallback, _encode=encode,
+                          _decode=enc.decode, _counter=counter)
 
 
 def _split_provider(model: str) -> tuple[str, str | None]:
@@ -91,15 +98,23 @@ def resolve_tokenizer(model: str, unknown_model: str = "error") -> ModelTokenize
     from litellm.litellm_core_utils.token_counter import openai_tokenizer_encoding_name
     import tiktoken
 
+    from tiktoken.model import MODEL_TO_ENCODING
+
     name, provider = _split_provider(model)
-    known_to_tiktoken = True
     try:
-        tiktoken.encoding_name_for_model(name)
+        by_prefix = tiktoken.encoding_name_for_model(name)
     except KeyError:
-        known_to_tiktoken = False
-    if known_to_tiktoken or "gpt-4o" in name or (provider in _OPENAI_PROVIDERS and name in litellm.model_cost):
+        by_prefix = None
+    # tiktoken also matches by prefix ("gpt-4o-" + anything): a prefix match alone does
+    # not make a model real, or any client-chosen string would be accepted (and pile up
+    # in caches, metrics and the ledger). A name must be an exact tiktoken model or in
+    # litellm's model map.
+    in_map = model in litellm.model_cost or name in litellm.model_cost
+    if name in MODEL_TO_ENCODING or (in_map and by_prefix is not None):
+        return _tiktoken(model, by_prefix or openai_tokenizer_encoding_name(name), fallback=False)
+    if in_map and provider in _OPENAI_PROVIDERS:
         return _tiktoken(model, openai_tokenizer_encoding_name(name), fallback=False)
-    if model in litellm.model_cost or name in litellm.model_cost:
+    if in_map:
         return _tiktoken(model, FALLBACK_ENCODING, fallback=True)
     if unknown_model == "fallback":
         return _tiktoken(model, FALLBACK_ENCODING, fallback=True)
@@ -125,6 +140,10 @@ def hf_tokenizer(model: str, name: str, tokenizer: object) -> ModelTokenizer:
 class TokenizerRegistry:
     """Resolves and caches one :class:`ModelTokenizer` per model name (thread-safe)."""
 
+    # Model names remembered; beyond this the oldest is forgotten (and resolved again if
+    # it comes back), so client-chosen names cannot grow the process without bound.
+    MAX_MODELS = 1024
+
     def __init__(self, unknown_model: str = "error") -> None:
         if unknown_model not in ("error", "fallback"):
             raise InvalidArgument(f"unknown_model must be 'error' or 'fallback', got {unknown_model!r}")
@@ -149,6 +168,8 @@ class TokenizerRegistry:
             if tok is None:
                 resolve = next((r for p, r in self._resolvers.items() if model.startswith(p)), None)
                 tok = resolve(model) if resolve else resolve_tokenizer(model, self._unknown_model)
+                if len(self._cache) >= self.MAX_MODELS:
+                    self._cache.pop(next(iter(self._cache)))
                 self._cache[model] = tok
         return tok
 

@@ -135,6 +135,8 @@ class CompressResult:
     tokenizer: str
     tokenizer_fallback: bool = False
     request_id: str = ""
+    # Served from the result cache rather than computed for this call.
+    cached: bool = False
 
     @property
     def ratio(self) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 from middleware.errors import NotFound
 from middleware.embedders import Embedder
@@ -17,6 +17,19 @@ from retrievers.store import Collection
 DEFAULT_TENANT = "default"
 
 
+class CollectionsMeta(Protocol):
+    """Shared generation numbers of collections, for replicas over one shared ``data_dir``
+    (the service injects a Redis one: middleware.shared_cache.RedisCollectionsMeta)."""
+
+    def bump(self, tenant: str, name: str) -> int: ...
+
+    def generation(self, tenant: str, name: str) -> int | None: ...
+
+    def names(self, tenant: str) -> list[str]: ...
+
+    def forget(self, tenant: str, name: str) -> None: ...
+
+
 class Collections:
     """A registry of :class:`Collection` objects keyed by (tenant, name).
 
@@ -25,17 +38,30 @@ class Collections:
     """
 
     def __init__(self, embedder: Callable[[], Embedder], chunking: ChunkingParams | None = None,
-                 root: Path | None = None) -> None:
+                 root: Path | None = None, meta: CollectionsMeta | None = None) -> None:
         self._embedder = embedder
         self.chunking = chunking or ChunkingParams()
         self.root = root
         self._lock = threading.Lock()
         self._open: dict[tuple[str, str], Collection] = {}
+        # With shared metadata: the generation each open collection was loaded at. A
+        # collection whose shared generation moved on was changed by another replica and
+        # is reloaded from the (shared) folder before use.
+        self._meta = meta if root is not None else None
+        self._generations: dict[tuple[str, str], int | None] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, embedder: Callable[[], Embedder]) -> "Collections":
+    def from_settings(cls, settings: Settings, embedder: Callable[[], Embedder],
+                      meta: CollectionsMeta | None = None) -> "Collections":
         root = Path(settings.data_dir) / "collections" if settings.persist_collections else None
-        return cls(embedder, ChunkingParams(settings.chunk_tokens, settings.chunk_overlap_tokens), root)
+        return cls(embedder, ChunkingParams(settings.chunk_tokens, settings.chunk_overlap_tokens), root, meta)
+
+    def changed(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
+        """Tell the other replicas that ``name`` changed (after it was saved)."""
+        if self._meta is not None:
+            generation = self._meta.bump(tenant, name)
+            with self._lock:
+                self._generations[(tenant, name)] = generation
 
     def get(self, name: str, tenant: str = DEFAULT_TENANT) -> Collection:
         """The named collection; NotFound if it was never created."""
@@ -54,7 +80,8 @@ class Collections:
         with self._lock:
             live = {name for (t, name) in self._open if t == tenant}
         on_disk = persist.saved_names(self.root / tenant) if self.root else []
-        return sorted(live | set(on_disk))
+        shared = self._meta.names(tenant) if self._meta is not None else []
+        return sorted(live | set(on_disk) | set(shared))
 
     def drop(self, name: str, tenant: str = DEFAULT_TENANT) -> bool:
         """Forget a collection and delete its file; True if it existed."""
@@ -64,6 +91,9 @@ class Collections:
             if folder is not None and (folder / persist.FILE_NAME).exists():
                 (folder / persist.FILE_NAME).unlink()
                 existed = True
+            self._generations.pop((tenant, name), None)
+        if self._meta is not None:
+            self._meta.forget(tenant, name)
         return existed
 
     def _folder(self, name: str, tenant: str) -> Path | None:
@@ -76,8 +106,12 @@ class Collections:
         key = (tenant, name)
         with self._lock:
             coll = self._open.get(key)
+            shared = self._meta.generation(tenant, name) if self._meta is not None else None
+            if coll is not None and shared is not None and shared != self._generations.get(key):
+                coll = None  # another replica changed it: reload from the shared folder
             if coll is None and folder is not None:
                 coll = Collection.load(name, self._embedder(), folder)
+                self._generations[key] = shared
             if coll is None and create:
                 coll = Collection(name, self._embedder(), self.chunking, folder)
             if coll is not None:

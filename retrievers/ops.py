@@ -20,6 +20,7 @@ def index(collections: Collections, tenant: str, request: IndexRequest) -> Index
     deleted = coll.delete(request.delete_ids)
     chunks = coll.upsert(request.documents, request.chunking) if request.documents else 0
     coll.save()
+    collections.changed(request.collection, tenant)
     return IndexResult(len(request.documents), deleted, chunks)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from middleware import cancel
 from middleware.errors import InternalError, InvalidArgument
 from middleware.embedders import Embedder, word_spans
 from middleware.types import Document
@@ -106,10 +107,14 @@ class Collection(Retriever):
         limit = getattr(self.embedder, "max_tokens", params.max_tokens)
         if params.max_tokens > limit:
             params = ChunkingParams(limit, min(params.overlap_tokens, limit // 2))
-        planned = [(doc, chunk_text(doc.text, spans, params)) for doc in documents]
+        planned = []
+        for doc in documents:
+            cancel.check()
+            planned.append((doc, chunk_text(doc.text, spans, params)))
         texts = [_embed_text(doc.title, c) for doc, chunks in planned for c in chunks]
-        # Embedding is the slow part and touches no shared state: do it outside the lock.
-        vectors = self._normalised(self.embedder.embed(texts)) if texts else None
+        # Embedding is the slow part and touches no shared state: do it outside the lock,
+        # in batches, so memory stays bounded and a cancelled call stops between batches.
+        vectors = self._embed_batches(texts) if texts else None
         with self._lock:
             self._remove(seen)
             ids = []
@@ -208,6 +213,17 @@ class Collection(Retriever):
         return self._bm25.search(text, n, allowed)
 
     # -- internals ---------------------------------------------------------------
+    EMBED_BATCH = 64
+
+    def _embed_batches(self, texts: list[str]) -> "np.ndarray":
+        import numpy as np
+
+        parts = []
+        for start in range(0, len(texts), self.EMBED_BATCH):
+            cancel.check()
+            parts.append(self._normalised(self.embedder.embed(texts[start:start + self.EMBED_BATCH])))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
     def _faiss(self, dim: int):
         if self._index is None:
             import faiss

@@ -22,6 +22,8 @@ class Behaviour:
     fail_status: int = 500
     # Seconds to wait before answering (a slow upstream).
     delay: float = 0.0
+    # Drop the connection without an answer for this many requests (a reset).
+    reset_first: int = 0
     requests: list = field(default_factory=list)
     cancelled: int = 0
     completed: int = 0
@@ -61,6 +63,10 @@ class OpenAIServer:
         body = await request.json()
         b.requests.append(body)
         try:
+            if b.reset_first > 0 and request.transport is not None:
+                b.reset_first -= 1
+                request.transport.close()  # the client sees the connection drop; this handler is cancelled
+                await asyncio.sleep(3600)
             if b.fail_first > 0:
                 b.fail_first -= 1
                 return web.json_response({"error": {"message": "upstream exploded", "type": "server_error"}},

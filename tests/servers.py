@@ -38,6 +38,16 @@ class ThreadedServer:
     def __exit__(self, *exc: object) -> None:
         if self.running is not None:
             asyncio.run_coroutine_threadsafe(self.running.stop(grace=1), self.loop).result(timeout=30)
+        # Libraries start background tasks on the loop they are first called from (litellm's
+        # logging worker): end them here, or they complain when the closed loop is collected.
+        asyncio.run_coroutine_threadsafe(_cancel_tasks(), self.loop).result(timeout=30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=30)
         self.loop.close()
+
+
+async def _cancel_tasks() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

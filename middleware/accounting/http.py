@@ -69,8 +69,38 @@ def _usage(rec: Recorder, params: dict[str, list[str]]) -> tuple[int, str, bytes
 
 class _Handler(BaseHTTPRequestHandler):
     recorder: Recorder
+    # middleware.auth.KeyStore when API keys are on: every page then needs an admin key
+    # (metrics and the dashboard show every tenant's figures).
+    keys = None
+
+    def _denied(self) -> bool:
+        if self.keys is None:
+            return False
+        from middleware.auth import key_from
+        from middleware.errors import RagpressError
+
+        try:
+            principal = self.keys.authenticate(key_from(self.headers.items()))
+        except RagpressError as exc:
+            self._send(401, "text/plain", f"{exc}\n".encode(), {"WWW-Authenticate": "Bearer"})
+            return True
+        if not principal.admin:
+            self._send(403, "text/plain", f"key {principal.name!r} is not an admin key\n".encode())
+            return True
+        return False
+
+    def _send(self, status: int, ctype: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+        if self._denied():
+            return
         url = urlparse(self.path)
         if url.path == "/":
             self.send_response(302)
@@ -88,11 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # noqa: BLE001 - one bad page must not stop the metrics endpoint
             log.exception("http %s failed", self.path)
             status, ctype, body = 500, "text/plain", b"internal error; see the server log\n"
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self._send(status, ctype, body)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - scrapes every second would flood the log
         log.debug("%s " + format, self.address_string(), *args)
@@ -101,8 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
 class HttpEndpoint:
     """A running HTTP server on ``host:port`` (port 0 picks a free one)."""
 
-    def __init__(self, recorder: Recorder, host: str, port: int) -> None:
-        handler = type("Handler", (_Handler,), {"recorder": recorder})
+    def __init__(self, recorder: Recorder, host: str, port: int, keys=None) -> None:
+        handler = type("Handler", (_Handler,), {"recorder": recorder, "keys": keys})
         self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]

@@ -137,13 +137,17 @@ class SqlLedger(Ledger):
             "AVG(latency_ms)"]
         p = self.placeholder
         sql = f"SELECT {', '.join(select)} FROM {TABLE} WHERE ts >= {p} AND ts < {p}"
+        end = query.end if math.isfinite(query.end) else _FAR_FUTURE
+        params: tuple[Any, ...] = (float(query.start), float(end))
+        if query.tenant is not None:
+            sql += f" AND tenant = {p}"
+            params += (query.tenant,)
         if exprs:
             positions = ", ".join(str(i + 1) for i in range(len(exprs)))
             sql += f" GROUP BY {positions} ORDER BY {positions}"
-        end = query.end if math.isfinite(query.end) else _FAR_FUTURE
         with self._lock:
             cur = self._conn.cursor()
-            cur.execute(sql, (float(query.start), float(end)))
+            cur.execute(sql, params)
             fetched = cur.fetchall()
             self._conn.commit()  # ends the read transaction (PostgreSQL would hold it open)
         return [_row(keys, values) for values in fetched if values[len(keys)]]

@@ -83,6 +83,8 @@ class UsageQuery:
     end: float = float("inf")
     group_by: tuple[str, ...] = ()
     bucket_seconds: int = 0
+    # Only this tenant's records (None: every tenant's).
+    tenant: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "group_by", tuple(self.group_by))

@@ -18,7 +18,7 @@ from typing import Sequence
 from middleware.errors import RagpressError
 from middleware.offline import configure_offline
 
-COMMANDS = ("serve", "compress", "usage", "generate", "collections")
+COMMANDS = ("serve", "compress", "usage", "generate", "collections", "keys")
 
 
 def build_parser() -> argparse.ArgumentParser:

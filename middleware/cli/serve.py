@@ -13,7 +13,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from middleware.server import serve
 
-    settings = common.settings(args, host=args.host, port=args.port)
+    settings = common.settings(args, host=args.host, port=args.port, insecure=args.insecure or None)
     asyncio.run(serve(settings))
     return 0
 
@@ -38,6 +38,8 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     serve.add_argument("--host", help="bind address (default: the host setting, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port; 0 picks a free one (default: the port setting, 50051)")
     serve.add_argument("--config", metavar="FILE", help="TOML settings file")
+    serve.add_argument("--insecure", action="store_true",
+                       help="allow a non-loopback --host without API keys (trusted networks only)")
     serve.set_defaults(func=cmd_serve)
 
     health = sub.add_parser("health", help="ask a running service for its health (exit 0 when SERVING)")

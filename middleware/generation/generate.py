@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Sequence
 
 from compressors import context as ctx
+from middleware.cancel import check as check_cancelled
 from middleware.errors import DeadlineExceeded, InvalidArgument, Unavailable
 from middleware.generation import gateway, prompt as prompts
 from middleware.llm.local import local_name
@@ -126,6 +127,7 @@ class Generator:
         """Compress and assemble (blocking, CPU)."""
         template = prompts.resolve_template(request.template, self.settings.prompt_template)
         result = self.pipeline.compress(request.compress, request_id)
+        check_cancelled()
         fmt = request.compress.context_format
         system = request.system_prompt or prompts.DEFAULT_SYSTEM
         build = lambda text: prompts.assemble(template, system, text, request.compress.query, request.demonstrations)
@@ -225,13 +227,20 @@ class Generator:
         opts = prepared.request.options
         params = SamplingParams(max_new_tokens=opts.max_tokens or self.settings.local_max_new_tokens,
                                 temperature=opts.temperature, top_p=opts.top_p or 1.0, stop=opts.stop)
-        ids = runtime.encode_chat(prepared.prompt.messages())
-        original = len(runtime.encode_chat(prepared.original.messages()))
+        # Tokenising a long prompt takes a while: off the event loop.
+        ids = await loop.run_in_executor(self._local_pool, runtime.encode_chat, prepared.prompt.messages())
+        if len(ids) > self.settings.local_max_prompt_tokens:
+            raise InvalidArgument(f"the prompt is {len(ids)} tokens of {model}; the limit is "
+                                  f"{self.settings.local_max_prompt_tokens} (local_max_prompt_tokens): "
+                                  f"compress to a smaller budget")
+        original = len(await loop.run_in_executor(self._local_pool, runtime.encode_chat,
+                                                  prepared.original.messages()))
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancel = threading.Event()
         on_delta = (lambda d: loop.call_soon_threadsafe(queue.put_nowait, d)) if stream else None
         future = loop.run_in_executor(self._local_pool, lambda: runtime.generate(
-            ids, params, tenant=tenant, cancel=cancel, on_delta=on_delta))
+            ids, params, tenant=tenant, cancel=cancel, on_delta=on_delta,
+            prefill_chunk=self.settings.local_prefill_chunk))
         future.add_done_callback(lambda _: queue.put_nowait(_DONE))
         try:
             while True:

@@ -69,9 +69,16 @@ def resolve_template(template: str, default: str = "default") -> str:
             raise UnknownName("prompt template", template, TEMPLATES)
         template = TEMPLATES[template]
     try:
-        names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
         raise InvalidArgument(f"template is not a valid format string: {exc}") from exc
+    # A format spec or conversion ("{context:>99999999}", "{context!r}") would let a short
+    # template pad, repr or reject the text: fields are plain substitutions only.
+    fancy = next((f for f, spec, conv in parsed if spec or conv), None)
+    if fancy is not None:
+        raise InvalidArgument(f"template field {{{fancy}}} has a format spec or conversion; "
+                              f"write plain fields like {{context}}")
+    names = {f for f, _, _ in parsed}
     unknown = sorted(names - set(FIELDS))
     if unknown:
         raise InvalidArgument(f"template has unknown field(s) {unknown}; allowed: {list(FIELDS)}")

@@ -69,13 +69,16 @@ class RemoteBackend(Backend):
     :meth:`close` / :meth:`aclose` release them.
     """
 
-    def __init__(self, target: str, tenant: str | None = None, timeout: float | None = 30.0) -> None:
+    def __init__(self, target: str, tenant: str | None = None, timeout: float | None = 30.0,
+                 api_key: str | None = None, credentials: Any = None) -> None:
         self.target = target
         self.tenant = tenant
         self.timeout = timeout
         self._lock = threading.Lock()
         self._sync: Any = None
         self._async: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]" = weakref.WeakKeyDictionary()
+        # An API key (the server then takes the tenant from it) and grpc.ChannelCredentials (TLS).
+        self._auth = {"api_key": api_key, "credentials": credentials}
 
     def _options(self, options: dict[str, Any]) -> dict[str, Any]:
         from middleware.types import DEFAULT_MODEL
@@ -91,7 +94,7 @@ class RemoteBackend(Backend):
             if self._sync is None:
                 from middleware.client import RagpressClient
 
-                self._sync = RagpressClient(self.target, tenant=self.tenant, timeout=self.timeout)
+                self._sync = RagpressClient(self.target, tenant=self.tenant, timeout=self.timeout, **self._auth)
             return self._sync
 
     def aclient(self) -> Any:
@@ -103,7 +106,7 @@ class RemoteBackend(Backend):
                 from middleware.client import AsyncRagpressClient
 
                 client = self._async[loop] = AsyncRagpressClient(self.target, tenant=self.tenant,
-                                                                 timeout=self.timeout)
+                                                                 timeout=self.timeout, **self._auth)
             return client
 
     def close(self) -> None:
@@ -136,11 +139,12 @@ class RemoteBackend(Backend):
 
 
 def make_backend(engine: Any, target: str | None, tenant: str | None, timeout: float | None,
-                 budget: int | float | None = None) -> Backend:
+                 budget: int | float | None = None, api_key: str | None = None, credentials: Any = None) -> Backend:
     """The remote backend when ``target`` is given, else a local one (a default engine if none).
 
     A component's ``budget``, when given, is checked here, so a bad one fails when the
-    component is built rather than at its first call.
+    component is built rather than at its first call. ``api_key`` and ``credentials``
+    (grpc.ChannelCredentials, for TLS) reach a remote server.
     """
     from middleware.errors import InvalidArgument
     from middleware.library import as_budget
@@ -150,7 +154,7 @@ def make_backend(engine: Any, target: str | None, tenant: str | None, timeout: f
     if engine is not None and target:
         raise InvalidArgument("give either an engine (in-process) or a target (remote server), not both")
     if target:
-        return RemoteBackend(target, tenant, timeout)
+        return RemoteBackend(target, tenant, timeout, api_key, credentials)
     if engine is None:
         from middleware.library import Ragpress
 

@@ -86,8 +86,13 @@ class LocalRuntime:
 
     def generate(self, ids: Sequence[int], params: SamplingParams, *, tenant: str = "default",
                  use_cache: bool = True, cancel: threading.Event | None = None,
-                 on_delta: Callable[[str], None] | None = None) -> LocalGeneration:
-        """Run one request to completion (blocking; call it off the event loop)."""
+                 on_delta: Callable[[str], None] | None = None, prefill_chunk: int = 512) -> LocalGeneration:
+        """Run one request to completion (blocking; call it off the event loop).
+
+        The prompt is prefilled ``prefill_chunk`` tokens at a time: eager attention holds a
+        chunk x prompt score matrix per layer instead of prompt x prompt, and ``cancel`` is
+        checked between chunks as well as between decode steps.
+        """
         import torch
 
         if not ids:
@@ -97,8 +102,14 @@ class LocalRuntime:
         with torch.inference_mode():
             work, cached = self._working_cache(ids, tenant, cache)
             device = self.model.device
-            inp = torch.tensor([list(ids[cached:])], dtype=torch.long, device=device)
-            logits = self._forward(inp, work)
+            logits = None
+            for start in range(cached, len(ids), max(1, prefill_chunk)):
+                if cancel is not None and cancel.is_set():
+                    with self._count_lock:
+                        self.finished["cancelled"] += 1
+                    return LocalGeneration("", (), len(ids), cached, 0.0, "cancelled")
+                inp = torch.tensor([list(ids[start:start + prefill_chunk])], dtype=torch.long, device=device)
+                logits = self._forward(inp, work)
             if cache is not None:
                 self._store(ids, tenant, work, cache)
             gen = torch.Generator(device="cpu")

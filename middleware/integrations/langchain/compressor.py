@@ -8,7 +8,7 @@ from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor
 from langchain_core.documents import Document as LCDocument
 from langchain_core.runnables import Runnable, RunnableConfig
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from middleware.types import CompressResult
 from middleware.integrations.backend import Backend, make_backend
@@ -44,11 +44,16 @@ class RagpressCompressor(BaseDocumentCompressor):
     target: str | None = Field(default=None, description="Address of a ragpress server, e.g. 127.0.0.1:50051.")
     tenant: str | None = None
     timeout: float | None = 30.0
+    # Remote servers with keys or TLS: the API key (kept out of reprs) and grpc.ChannelCredentials.
+    api_key: SecretStr | None = None
+    credentials: Any = None
     _backend: Backend = PrivateAttr()
 
     @model_validator(mode="after")
     def _connect(self) -> "RagpressCompressor":
-        self._backend = make_backend(self.engine, self.target, self.tenant, self.timeout, budget=self.budget)
+        self._backend = make_backend(self.engine, self.target, self.tenant, self.timeout, budget=self.budget,
+                                     api_key=self.api_key.get_secret_value() if self.api_key else None,
+                                     credentials=self.credentials)
         return self
 
     def compress_documents(self, documents: Sequence[LCDocument], query: str,

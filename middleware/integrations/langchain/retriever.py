@@ -7,7 +7,7 @@ from typing import Any
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, PrivateAttr, model_validator
+from pydantic import ConfigDict, PrivateAttr, SecretStr, model_validator
 
 from retrievers.base import Query
 from middleware.integrations.backend import Backend, make_backend
@@ -33,12 +33,17 @@ class RagpressRetriever(BaseRetriever):
     target: str | None = None
     tenant: str | None = None
     timeout: float | None = 30.0
+    # Remote servers with keys or TLS: the API key (kept out of reprs) and grpc.ChannelCredentials.
+    api_key: SecretStr | None = None
+    credentials: Any = None
     _backend: Backend = PrivateAttr()
 
     @model_validator(mode="after")
     def _connect(self) -> "RagpressRetriever":
         self._query("probe", {})  # bad k, mode or filter fail at construction
-        self._backend = make_backend(self.engine, self.target, self.tenant, self.timeout)
+        self._backend = make_backend(self.engine, self.target, self.tenant, self.timeout,
+                                     api_key=self.api_key.get_secret_value() if self.api_key else None,
+                                     credentials=self.credentials)
         return self
 
     def _query(self, text: str, kwargs: dict[str, Any]) -> Query:

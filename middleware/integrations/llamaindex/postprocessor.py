@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, List, Optional
 
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, model_validator
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr, model_validator
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
@@ -40,11 +40,15 @@ class RagpressNodePostprocessor(BaseNodePostprocessor):
     target: Optional[str] = Field(default=None, description="Address of a ragpress server, e.g. 127.0.0.1:50051.")
     tenant: Optional[str] = None
     timeout: Optional[float] = 30.0
+    api_key: Optional[SecretStr] = Field(default=None, description="API key of the server (it fixes the tenant).")
+    credentials: Any = Field(default=None, exclude=True, description="grpc.ChannelCredentials, for TLS.")
     _backend: Backend = PrivateAttr()
 
     @model_validator(mode="after")
     def _connect(self) -> "RagpressNodePostprocessor":
-        self._backend = make_backend(self.engine, self.target, self.tenant, self.timeout, budget=self.budget)
+        self._backend = make_backend(self.engine, self.target, self.tenant, self.timeout, budget=self.budget,
+                                     api_key=self.api_key.get_secret_value() if self.api_key else None,
+                                     credentials=self.credentials)
         return self
 
     @classmethod

@@ -17,7 +17,8 @@ class RagpressRetriever(BaseRetriever):
 
     def __init__(self, collection: str, *, k: int = 4, mode: str = "dense", filter: Mapping[str, Any] | None = None,
                  engine: Any = None, target: str | None = None, tenant: str | None = None,
-                 timeout: float | None = 30.0, **kwargs: Any) -> None:
+                 timeout: float | None = 30.0, api_key: str | None = None, credentials: Any = None,
+                 **kwargs: Any) -> None:
         from retrievers import modes
         from retrievers.base import Query
 
@@ -25,7 +26,7 @@ class RagpressRetriever(BaseRetriever):
         modes.get(mode)  # an unknown mode fails here, listing the known ones
         self.collection = collection
         self._query = lambda text: Query(text, k, mode, dict(filter or {}))
-        self._backend = make_backend(engine, target, tenant, timeout)
+        self._backend = make_backend(engine, target, tenant, timeout, api_key=api_key, credentials=credentials)
 
     def _retrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
         hits = self._backend.retrieve(self.collection, self._query(query_bundle.query_str))

@@ -119,7 +119,7 @@ class StageStats(_message.Message):
     def __init__(self, method: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., latency_ms: _Optional[float] = ..., details: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class CompressResponse(_message.Message):
-    __slots__ = ("documents", "dropped_ids", "context", "original_tokens", "compressed_tokens", "stages", "model", "tokenizer", "tokenizer_fallback", "request_id", "budget_tokens")
+    __slots__ = ("documents", "dropped_ids", "context", "original_tokens", "compressed_tokens", "stages", "model", "tokenizer", "tokenizer_fallback", "request_id", "budget_tokens", "cached")
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     DROPPED_IDS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +131,7 @@ class CompressResponse(_message.Message):
     TOKENIZER_FALLBACK_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     BUDGET_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
     documents: _containers.RepeatedCompositeFieldContainer[Document]
     dropped_ids: _containers.RepeatedScalarFieldContainer[str]
     context: str
@@ -142,7 +143,8 @@ class CompressResponse(_message.Message):
     tokenizer_fallback: bool
     request_id: str
     budget_tokens: int
-    def __init__(self, documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., dropped_ids: _Optional[_Iterable[str]] = ..., context: _Optional[str] = ..., original_tokens: _Optional[int] = ..., compressed_tokens: _Optional[int] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., model: _Optional[str] = ..., tokenizer: _Optional[str] = ..., tokenizer_fallback: _Optional[bool] = ..., request_id: _Optional[str] = ..., budget_tokens: _Optional[int] = ...) -> None: ...
+    cached: bool
+    def __init__(self, documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., dropped_ids: _Optional[_Iterable[str]] = ..., context: _Optional[str] = ..., original_tokens: _Optional[int] = ..., compressed_tokens: _Optional[int] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., model: _Optional[str] = ..., tokenizer: _Optional[str] = ..., tokenizer_fallback: _Optional[bool] = ..., request_id: _Optional[str] = ..., budget_tokens: _Optional[int] = ..., cached: _Optional[bool] = ...) -> None: ...
 
 class Demonstration(_message.Message):
     __slots__ = ("id", "input", "output", "metadata")

@@ -28,7 +28,8 @@ if _version_not_supported:
 class RagpressServiceStub:
     """Context compression for retrieval-augmented generation.
     Every call carries its tenant in the metadata key `x-ragpress-tenant`
-    (default "default").
+    (default "default"). A server with API keys takes the tenant from the key
+    instead (metadata `authorization: Bearer <key>`).
     """
 
     def __init__(self, channel):
@@ -77,7 +78,8 @@ class RagpressServiceStub:
 class RagpressServiceServicer:
     """Context compression for retrieval-augmented generation.
     Every call carries its tenant in the metadata key `x-ragpress-tenant`
-    (default "default").
+    (default "default"). A server with API keys takes the tenant from the key
+    instead (metadata `authorization: Bearer <key>`).
     """
 
     def Compress(self, request, context):
@@ -179,7 +181,8 @@ def add_RagpressServiceServicer_to_server(servicer, server):
 class RagpressService:
     """Context compression for retrieval-augmented generation.
     Every call carries its tenant in the metadata key `x-ragpress-tenant`
-    (default "default").
+    (default "default"). A server with API keys takes the tenant from the key
+    instead (metadata `authorization: Bearer <key>`).
     """
 
     @staticmethod
