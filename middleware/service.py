@@ -135,7 +135,7 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         prepared = await self._prepare(request, context)
         events = self.generator.run(prepared, tenant=CALL.get().tenant, timeout=context.time_remaining(), stream=False)
         result = await collect(events)
-        self._record_generate(result)
+        self._record_generate("Generate", result)
         return convert.generate_result_to_pb(result)
 
     async def GenerateStream(self, request: pb.GenerateStreamRequest, context: grpc.aio.ServicerContext):
@@ -145,17 +145,17 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
             if isinstance(item, str):
                 yield pb.GenerateStreamResponse(text_delta=item)
             else:
-                self._record_generate(item)
+                self._record_generate("GenerateStream", item)
                 yield pb.GenerateStreamResponse(final_response=convert.generate_result_to_pb(item))
 
-    def _record_generate(self, result) -> None:
-        """One ledger record and metrics update per answered Generate(Stream) call."""
+    def _record_generate(self, rpc: str, result) -> None:
+        """One ledger record and metrics update per answered Generate or GenerateStream call."""
         if self.recorder is None:
             return
         u = result.usage
         local = result.model.startswith("local/")
         self.recorder.record_usage(
-            "Generate", model=result.model, method="+".join(s.method for s in result.compression.stages),
+            rpc, model=result.model, method="+".join(s.method for s in result.compression.stages),
             original_tokens=u.original_prompt_tokens, compressed_tokens=u.prompt_tokens,
             completion_tokens=u.completion_tokens, cached_tokens=u.cached_prompt_tokens,
             cache_query_tokens=u.prompt_tokens if local else 0,

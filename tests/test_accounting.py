@@ -164,15 +164,15 @@ def test_recorder_counts_tokens_and_dollars(tmp_path):
                          completion_tokens=-3)
     assert rec.flush(60)
     value = rec.metrics.registry.get_sample_value
-    assert value("ragpress_tokens_saved_total", {"rpc": "Generate", "tenant": "t1", "model": "gpt-4o",
+    assert value("ragpress_saved_tokens_total", {"rpc": "Generate", "tenant": "t1", "model": "gpt-4o",
                                                   "method": "extractive"}) == 700
     # The second tenant and method exceed the cap of one label value each.
-    assert value("ragpress_tokens_saved_total", {"rpc": "Compress", "tenant": OTHER, "model": "gpt-4o",
+    assert value("ragpress_saved_tokens_total", {"rpc": "Compress", "tenant": OTHER, "model": "gpt-4o",
                                                   "method": OTHER}) == 6
     assert value("ragpress_prefix_cache_hit_tokens_total", {"model": "gpt-4o"}) == 100
     assert value("ragpress_prefix_cache_query_tokens_total", {"model": "gpt-4o"}) == 300
     expected = cost("gpt-4o", 1000, 300, 5, 100)
-    assert value("ragpress_dollars_saved_total", {"rpc": "Generate", "tenant": "t1", "model": "gpt-4o",
+    assert value("ragpress_saved_dollars_total", {"rpc": "Generate", "tenant": "t1", "model": "gpt-4o",
                                                    "method": "extractive"}) == pytest.approx(expected.saved_usd)
     assert value("ragpress_compute_dollars_total", {"rpc": "Generate", "tenant": "t1", "model": "gpt-4o",
                                                      "method": "extractive"}) == pytest.approx(2.0 / 1000)
@@ -281,8 +281,8 @@ async def test_metrics_endpoint_exports_savings_latency_and_errors(acct_server):
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(text) for s in family.samples}
     labels = (("method", "extractive"), ("model", "gpt-4o"), ("rpc", "Compress"), ("tenant", "gamma"))
-    assert samples[("ragpress_tokens_saved_total", labels)] == reply.original_tokens - reply.compressed_tokens
-    assert samples[("ragpress_dollars_saved_total", labels)] == pytest.approx(
+    assert samples[("ragpress_saved_tokens_total", labels)] == reply.original_tokens - reply.compressed_tokens
+    assert samples[("ragpress_saved_dollars_total", labels)] == pytest.approx(
         cost("gpt-4o", reply.original_tokens, reply.compressed_tokens).saved_usd)
     assert samples[("ragpress_rpc_errors_total", (("code", "INVALID_ARGUMENT"), ("rpc", "Compress")))] >= 1
     assert samples[("ragpress_rpc_errors_total", (("code", empty.value.code().name), ("rpc", "Generate")))] == 1

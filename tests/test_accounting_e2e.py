@@ -18,6 +18,7 @@ Each test is skipped (with the reason) only when its program is not installed;
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import glob
 import json
 import os
@@ -40,7 +41,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from conftest import ROOT
-from middleware.accounting import Recorder, UsageQuery, cost, open_ledger
+from middleware.accounting import Recorder, UsageQuery, UsageRecord, cost, open_ledger
 from middleware.server import start
 from middleware.settings import Settings
 from ragpress.v1 import ragpress_pb2 as pb
@@ -174,9 +175,7 @@ async def test_prometheus_scrapes_the_service_and_every_dashboard_expression_eva
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("Prometheus is not installed (Debian package prometheus; see deploy/ci-system-packages.sh)")
-    settings = Settings(port=0, metrics_port=0, embedding_model="hashing", data_dir=str(tmp_path),
-                        ledger_flush_seconds=0.05)
-    running = await start(settings, fast_engine)
+    running = await _metrics_server(fast_engine, tmp_path)
     prom_port = _free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(f"""global:
@@ -198,7 +197,7 @@ scrape_configs:
         await asyncio.to_thread(running.recorder.flush, 60)
         saved_tokens = sum(r.original_tokens - r.compressed_tokens for r in replies)
         saved_usd = sum(cost("gpt-4o", r.original_tokens, r.compressed_tokens).saved_usd for r in replies)
-        query = 'sum(ragpress_tokens_saved_total{tenant="promtest"})'
+        query = 'sum(ragpress_saved_tokens_total{tenant="promtest"})'
         value = None
         deadline = time.monotonic() + 120  # generous: CI machines are shared
         while time.monotonic() < deadline and value != saved_tokens:
@@ -211,16 +210,26 @@ scrape_configs:
             if result.get("data", {}).get("result"):
                 value = float(result["data"]["result"][0]["value"][1])
         assert value == saved_tokens
-        dollars = await asyncio.to_thread(_prom_query, prom_port, "sum(ragpress_dollars_saved_total)")
+        dollars = await asyncio.to_thread(_prom_query, prom_port, "sum(ragpress_saved_dollars_total)")
         assert float(dollars["data"]["result"][0]["value"][1]) == pytest.approx(saved_usd)
-        # The real PromQL engine accepts every expression of the Grafana dashboard.
+        # The real PromQL engine accepts every expression of the Grafana dashboard, and each
+        # panel has data on this healthy server that has served requests (no "No data":
+        # error series exist at zero, the cache ratio falls back to 0, rates need two scrapes).
         exprs = _expressions(json.loads(DASHBOARD.read_text(encoding="utf-8")))
         subst = {"$__rate_interval": "1m", "$__range": "5m", "$tenant": ".*"}
-        for expr in exprs:
-            for var, value_ in subst.items():
-                expr = expr.replace(var, value_)
-            result = await asyncio.to_thread(_prom_query, prom_port, expr)
-            assert result["status"] == "success", (expr, result)
+        empty = exprs
+        deadline = time.monotonic() + 60
+        while empty and time.monotonic() < deadline:
+            await asyncio.sleep(1)
+            empty = []
+            for expr in exprs:
+                for var, value_ in subst.items():
+                    expr = expr.replace(var, value_)
+                result = await asyncio.to_thread(_prom_query, prom_port, expr)
+                assert result["status"] == "success", (expr, result)
+                if not result["data"]["result"]:
+                    empty.append(expr)
+        assert not empty, f"panels without data: {empty}"
         # The dashboard's range panel sees new savings (increase() needs two scrapes of a series).
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
             stub = pb_grpc.RagpressServiceStub(ch)
@@ -232,7 +241,7 @@ scrape_configs:
         while time.monotonic() < deadline and increase <= 0:
             await asyncio.sleep(1)
             result = await asyncio.to_thread(
-                _prom_query, prom_port, 'sum(increase(ragpress_dollars_saved_total{tenant=~".*"}[5m]))')
+                _prom_query, prom_port, 'sum(increase(ragpress_saved_dollars_total{tenant=~".*"}[5m]))')
             if result["data"]["result"]:
                 increase = float(result["data"]["result"][0]["value"][1])
         assert increase > 0
@@ -307,6 +316,13 @@ async def test_ledger_keeps_every_answered_call_across_sigterm_under_load(tmp_pa
 
 # --- headless Chromium ---------------------------------------------------------------------------
 
+async def _metrics_server(engine, tmp_path):
+    """A started server with its metrics/dashboard port and a SQLite ledger under ``tmp_path``."""
+    settings = Settings(port=0, metrics_port=0, embedding_model="hashing", data_dir=str(tmp_path),
+                        ledger_flush_seconds=0.05)
+    return await start(settings, engine)
+
+
 def _chromium() -> str | None:
     return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
@@ -315,9 +331,7 @@ async def test_dashboard_renders_charts_in_headless_chromium(fast_engine, tmp_pa
     browser = _chromium()
     if browser is None:
         pytest.skip("Chromium is not installed (Debian package chromium; see deploy/ci-system-packages.sh)")
-    settings = Settings(port=0, metrics_port=0, embedding_model="hashing", data_dir=str(tmp_path),
-                        ledger_flush_seconds=0.05)
-    running = await start(settings, fast_engine)
+    running = await _metrics_server(fast_engine, tmp_path)
     try:
         await running.ready
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
@@ -329,6 +343,11 @@ async def test_dashboard_renders_charts_in_headless_chromium(fast_engine, tmp_pa
                     req.pipeline.add(method="extractive")
                 await stub.Compress(req, metadata=(("x-ragpress-tenant", f"t{i % 2}"),))
         await asyncio.to_thread(running.recorder.flush, 60)
+        # Traffic in a second interval too (the dashboard's intervals are a minute for one hour):
+        # records of the same calls, a minute earlier, written to the same ledger.
+        earlier = [dataclasses.replace(r, ts=r.ts - 60, request_id=r.request_id + "-earlier")
+                   for r in await asyncio.to_thread(_ledger_records, running.recorder.ledger)]
+        await asyncio.to_thread(running.recorder.ledger.write, earlier)
         url = f"http://127.0.0.1:{running.metrics_port}/dashboard?hours=1"
         flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--no-first-run", "--virtual-time-budget=5000", f"--user-data-dir={tmp_path / 'profile'}"]
@@ -350,4 +369,53 @@ async def test_dashboard_renders_charts_in_headless_chromium(fast_engine, tmp_pa
     assert int(re.search(r'<body data-ready="(\d+)"', html).group(1)) == sum(map(int, rendered.values()))
     # Two methods (one stage, a two-stage pipeline) and two models: two groups of two bars each.
     assert rendered["tokens-by-method"] == "4" and rendered["tokens-by-model"] == "4"
+    # Time charts draw a line, not a dot: every interval of the hour is a point of the sums
+    # (two series each), and the mean latency has a point in each of the two busy intervals.
+    assert int(rendered["savings"]) > 2 and int(rendered["cache"]) > 2
+    assert rendered["latency"] == "2"
+    assert 'stroke-dasharray' in html  # "net of compute" no longer hides "saved"
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def _ledger_records(ledger) -> list[UsageRecord]:
+    """Every record of a SQLite ledger, as written (for tests that copy traffic in time)."""
+    from middleware.accounting.ledger import COLUMNS, TABLE
+
+    with sqlite3.connect(ledger.path) as conn:
+        rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM {TABLE}").fetchall()
+    return [UsageRecord(**dict(zip(COLUMNS, row))) for row in rows]
+
+
+async def test_metrics_pass_promtool_and_speak_openmetrics_on_request(fast_engine, tmp_path):
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus; see deploy/ci-system-packages.sh)")
+    running = await _metrics_server(fast_engine, tmp_path)
+    try:
+        await running.ready
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+            stub = pb_grpc.RagpressServiceStub(ch)
+            await stub.Compress(_request(1), metadata=(("x-ragpress-tenant", "lint"),))
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.Compress(pb.CompressRequest(query="q", model="gpt-4o", method="no-such-method"))
+        await asyncio.to_thread(running.recorder.flush, 60)
+        url = f"http://127.0.0.1:{running.metrics_port}/metrics"
+
+        def get(accept: str | None) -> tuple[str, str]:
+            req = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.headers["Content-Type"], resp.read().decode()
+
+        ctype, text = await asyncio.to_thread(get, None)
+        octype, otext = await asyncio.to_thread(get, "application/openmetrics-text; version=1.0.0")
+    finally:
+        await running.stop(grace=1)
+    assert ctype.startswith("text/plain") and octype.startswith("application/openmetrics-text")
+    assert otext.rstrip().endswith("# EOF") and "# EOF" not in text
+    lint = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    # Healthy-server series exist before any error of their kind; process and build metrics are there.
+    assert 'ragpress_rpc_errors_total{code="INTERNAL",rpc="Generate"} 0.0' in text
+    assert 'ragpress_rpc_errors_total{code="INVALID_ARGUMENT",rpc="Compress"} 1.0' in text
+    assert "process_resident_memory_bytes" in text and 'ragpress_build_info{' in text
+    assert 'ragpress_saved_tokens_total{' in text and "ragpress_tokens_saved" not in text

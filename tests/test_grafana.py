@@ -73,7 +73,7 @@ def test_every_dashboard_expression_names_an_exported_metric():
         assert names <= exported, f"{expr!r} names {sorted(names - exported)}, not exported"
         used |= names
     # The dashboard covers what the issue asks for.
-    for needed in ("ragpress_dollars_saved_total", "ragpress_compute_dollars_total", "ragpress_original_tokens_total",
+    for needed in ("ragpress_saved_dollars_total", "ragpress_compute_dollars_total", "ragpress_original_tokens_total",
                    "ragpress_compressed_tokens_total", "ragpress_request_latency_seconds_bucket",
                    "ragpress_prefix_cache_hit_tokens_total", "ragpress_rpc_errors_total"):
         assert needed in used

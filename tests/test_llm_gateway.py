@@ -14,6 +14,7 @@ import pytest
 
 from middleware.library import Ragpress
 from middleware.server import start
+from middleware.accounting import UsageQuery
 from middleware.settings import Settings
 from ragpress.v1 import ragpress_pb2 as pb
 from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
@@ -30,13 +31,15 @@ MODEL = "openai/gpt-4o-mini"
 
 
 @pytest.fixture(scope="module")
-async def stub(upstream):
+async def stub(upstream, tmp_path_factory):
     settings = Settings(port=0, embedding_model="hashing", llm_api_base=upstream.api_base, llm_api_key="sk-test",
-                        llm_timeout_seconds=4.0, llm_retries=2, warm_up=False)
+                        llm_timeout_seconds=4.0, llm_retries=2, warm_up=False,
+                        data_dir=str(tmp_path_factory.mktemp("gateway")), ledger_flush_seconds=0.05)
     running = await start(settings, Ragpress(settings))
     await running.ready
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
         stub = pb_grpc.RagpressServiceStub(ch)
+        stub.recorder = running.recorder  # for the tests that read the ledger
         # litellm's first call imports its provider stack (seconds on a busy CPU): pay it here.
         upstream.reset()
         await stub.Generate(_request(), timeout=60)
@@ -90,6 +93,13 @@ async def test_generate_stream_sends_deltas_then_the_final_response(stub, upstre
     assert len(deltas) == len(b.reply.split(" ")) and len(finals) == 1
     assert "".join(d.text_delta for d in deltas) == finals[0].final_response.text == b.reply
     assert finals[0].final_response.usage.completion_tokens == 4 and b.requests[0]["stream"] is True
+    # The ledger and the token counters know a stream as GenerateStream, not Generate.
+    await asyncio.to_thread(stub.recorder.flush, 30)
+    rows = stub.recorder.query(UsageQuery(group_by=("rpc",)))
+    assert {"Generate", "GenerateStream"} <= {r.group["rpc"] for r in rows}
+    labels = {s.labels["rpc"] for m in stub.recorder.metrics.registry.collect() if m.name == "ragpress_completion_tokens"
+              for s in m.samples}
+    assert "GenerateStream" in labels
 
 
 async def test_a_500_fails_with_unavailable_and_the_upstream_reason(stub, upstream):

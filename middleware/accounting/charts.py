@@ -26,7 +26,8 @@ def _fmt(value: float) -> str:
     return f"{value:.2g}" if abs(value) >= 1e-3 else f"{value:.1e}"
 
 
-def _frame(chart_id: str, title: str, points: int, body: list[str], legend: Sequence[str], top: float) -> str:
+def _frame(chart_id: str, title: str, points: int, body: list[str], legend: Sequence[str], top: float,
+           dashed: Sequence[str] = ()) -> str:
     esc = html.escape
     out = [f'<svg id="{esc(chart_id)}" class="chart" data-points="{points}" xmlns="http://www.w3.org/2000/svg" '
            f'viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{esc(title)}">',
@@ -41,7 +42,8 @@ def _frame(chart_id: str, title: str, points: int, body: list[str], legend: Sequ
     for i, name in enumerate(legend):
         x = LEFT + i * 150
         out.append(f'<rect x="{x}" y="{H - 14}" width="10" height="10" fill="{PALETTE[i % len(PALETTE)]}"/>')
-        out.append(f'<text x="{x + 14}" y="{H - 5}" font-size="11">{esc(name)}</text>')
+        out.append(f'<text x="{x + 14}" y="{H - 5}" font-size="11">{esc(name)}{" (dashed)" if name in dashed else ""}'
+                   f'</text>')
     if not points:
         out.append(f'<text x="{W / 2}" y="{H / 2}" font-size="13" text-anchor="middle" fill="#718096">no data</text>')
     out.append("</svg>")
@@ -53,11 +55,16 @@ def _top(series: Mapping[str, Sequence[float]]) -> float:
     return peak * 1.1 if peak > 0 else 1.0
 
 
-def line_chart(chart_id: str, title: str, times: Sequence[float], series: Mapping[str, Sequence[float]],
-               label: Callable[[float], str] | None = None) -> str:
-    """One line per series over ``times`` (epoch seconds), a dot per point."""
+def line_chart(chart_id: str, title: str, times: Sequence[float], series: Mapping[str, Sequence[float | None]],
+               label: Callable[[float], str] | None = None, dashed: Sequence[str] = ()) -> str:
+    """One line per series over ``times`` (epoch seconds), a dot per point.
+
+    A ``None`` value is a gap (no data in that interval): the line breaks there. Series
+    named in ``dashed`` are drawn dashed, so a line that runs on top of another (net
+    savings over savings when compute costs little) does not hide it.
+    """
     label = label or (lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%m-%d %H:%M"))
-    top = _top(series)
+    top = _top({k: [v for v in values if v is not None] for k, values in series.items()})
     plot_w, plot_h = W - LEFT - RIGHT, H - TOP - BOTTOM
     lo, hi = (min(times), max(times)) if times else (0.0, 1.0)
     span = (hi - lo) or 1.0
@@ -66,21 +73,30 @@ def line_chart(chart_id: str, title: str, times: Sequence[float], series: Mappin
         x = LEFT + (plot_w * (t - lo) / span if len(times) > 1 else plot_w / 2)
         return x, TOP + plot_h * (1 - max(0.0, v) / top)
 
-    body = []
+    body, points = [], 0
     for i, (name, values) in enumerate(series.items()):
         color = PALETTE[i % len(PALETTE)]
-        pts = [xy(t, v) for t, v in zip(times, values)]
-        if len(pts) > 1:
-            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
-            body.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
-        body += [f'<circle class="mark" cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}">'
-                 f'<title>{html.escape(name)}: {_fmt(v)}</title></circle>' for (x, y), v in zip(pts, values)]
+        style = ' stroke-dasharray="6 4"' if name in dashed else ""
+        runs: list[list[tuple[float, float, float]]] = [[]]
+        for t, v in zip(times, values):
+            if v is None:
+                runs.append([])
+            else:
+                runs[-1].append((*xy(t, v), v))
+        for run in runs:
+            if len(run) > 1:
+                path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in run)
+                body.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"{style}/>')
+            body += [f'<circle class="mark" cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}">'
+                     f'<title>{html.escape(name)}: {_fmt(v)}</title></circle>' for x, y, v in run]
+            points += len(run)
     if times:
-        for t in (lo, hi) if len(times) > 1 else (lo,):
+        ends = ((lo, "start"), (hi, "end")) if len(times) > 1 else ((lo, "middle"),)
+        for t, anchor in ends:  # the end labels stay inside the frame
             x, _ = xy(t, 0)
-            body.append(f'<text x="{x:.1f}" y="{H - BOTTOM + 16}" font-size="10" text-anchor="middle">'
+            body.append(f'<text x="{x:.1f}" y="{H - BOTTOM + 16}" font-size="10" text-anchor="{anchor}">'
                         f'{html.escape(label(t))}</text>')
-    return _frame(chart_id, title, len(times) * len(series), body, list(series), top)
+    return _frame(chart_id, title, points, body, list(series), top, dashed)
 
 
 def bar_chart(chart_id: str, title: str, categories: Sequence[str], series: Mapping[str, Sequence[float]]) -> str:

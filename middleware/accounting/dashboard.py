@@ -55,21 +55,32 @@ def render(query: Callable[[UsageQuery], list[UsageRow]], hours: float = 24.0, n
     now = time.time() if now is None else now
     start = now - hours * 3600
     bucket = bucket_for(hours)
-    series = query(UsageQuery(start=start, end=now + 1, bucket_seconds=bucket))
+    rows = query(UsageQuery(start=start, end=now + 1, bucket_seconds=bucket))
     by_method = query(UsageQuery(start=start, end=now + 1, group_by=("method",)))
     by_model = query(UsageQuery(start=start, end=now + 1, group_by=("model",)))
     total = query(UsageQuery(start=start, end=now + 1))
-    times = [r.bucket or 0.0 for r in series]
+    # Every interval of the window is a point, so a new server draws lines, not single
+    # dots: sums are 0 where nothing happened; a mean (latency) has a gap there instead.
+    times = [float(t) for t in range(int(start // bucket * bucket), int(now) + 1, bucket)]
+    by_time = {int(r.bucket or 0): r for r in rows}
+    found = [by_time.get(int(t)) for t in times]
+
+    def sums(value: Callable[[UsageRow], float]) -> list[float | None]:
+        return [value(r) if r is not None else 0.0 for r in found]
+
     charts = [
         line_chart("savings", "Dollars saved per interval (USD)", times, {
-            "saved": [r.saved_usd for r in series], "net of compute": [r.net_saved_usd for r in series]}),
+            "saved": sums(lambda r: r.saved_usd), "net of compute": sums(lambda r: r.net_saved_usd)},
+            dashed=("net of compute",)),
         bar_chart("tokens-by-method", "Prompt tokens by method", [r.group["method"] for r in by_method], {
             "before": [r.original_tokens for r in by_method], "after": [r.compressed_tokens for r in by_method]}),
         bar_chart("tokens-by-model", "Prompt tokens by model", [r.group["model"] for r in by_model], {
             "before": [r.original_tokens for r in by_model], "after": [r.compressed_tokens for r in by_model]}),
-        line_chart("latency", "Mean compressor latency (ms)", times, {"latency": [r.latency_ms for r in series]}),
+        line_chart("latency", "Mean compressor latency (ms)", times,
+                   {"latency": [r.latency_ms if r is not None else None for r in found]}),
         line_chart("cache", "Prompt tokens and prefix-cache hits", times, {
-            "prompt tokens": [r.compressed_tokens for r in series], "cached": [r.cached_tokens for r in series]}),
+            "prompt tokens": sums(lambda r: r.compressed_tokens), "cached": sums(lambda r: r.cached_tokens)},
+            dashed=("cached",)),
     ]
     t = total[0] if total else None
     tiles = [("requests", f"{t.requests:,}" if t else "0"),

@@ -10,10 +10,11 @@ import logging
 import threading
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Callable, Mapping
 from urllib.parse import parse_qs, urlparse
 
 from middleware.accounting import dashboard
+from middleware.accounting.metrics import exposition
 from middleware.accounting.recorder import Recorder
 from middleware.accounting.records import UsageQuery
 from middleware.errors import InvalidArgument
@@ -21,7 +22,8 @@ from middleware.errors import InvalidArgument
 log = logging.getLogger("ragpress.http")
 
 MAX_HOURS = 24 * 366
-Route = Callable[[Recorder, dict[str, list[str]]], tuple[int, str, bytes]]
+# A route gets the recorder, the query parameters and the request headers.
+Route = Callable[[Recorder, dict[str, list[str]], Mapping[str, str]], tuple[int, str, bytes]]
 ROUTES: dict[str, Route] = {}
 
 
@@ -34,10 +36,9 @@ def route(path: str) -> Callable[[Route], Route]:
 
 
 @route("/metrics")
-def _metrics(rec: Recorder, params: dict[str, list[str]]) -> tuple[int, str, bytes]:
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-    return 200, CONTENT_TYPE_LATEST, generate_latest(rec.metrics.registry)
+def _metrics(rec: Recorder, params: dict[str, list[str]], headers: Mapping[str, str]) -> tuple[int, str, bytes]:
+    body, content_type = exposition(rec.metrics.registry, headers.get("Accept"))
+    return 200, content_type, body
 
 
 def _number(params: dict[str, list[str]], name: str, default: float) -> float:
@@ -51,7 +52,7 @@ def _number(params: dict[str, list[str]], name: str, default: float) -> float:
 
 
 @route("/dashboard")
-def _dashboard(rec: Recorder, params: dict[str, list[str]]) -> tuple[int, str, bytes]:
+def _dashboard(rec: Recorder, params: dict[str, list[str]], headers: Mapping[str, str]) -> tuple[int, str, bytes]:
     hours = _number(params, "hours", 24.0) or 24.0
     if hours > MAX_HOURS:
         raise InvalidArgument(f"query parameter hours must be <= {MAX_HOURS}")
@@ -59,7 +60,7 @@ def _dashboard(rec: Recorder, params: dict[str, list[str]]) -> tuple[int, str, b
 
 
 @route("/api/usage")
-def _usage(rec: Recorder, params: dict[str, list[str]]) -> tuple[int, str, bytes]:
+def _usage(rec: Recorder, params: dict[str, list[str]], headers: Mapping[str, str]) -> tuple[int, str, bytes]:
     group_by = tuple(g for value in params.get("group_by", []) for g in value.split(",") if g)
     query = UsageQuery(start=_number(params, "start", 0.0), end=_number(params, "end", float("inf")),
                        group_by=group_by, bucket_seconds=int(_number(params, "bucket", 0)))
@@ -112,7 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fn is None:
                 status, ctype, body = 404, "text/plain", f"not found; try {sorted(ROUTES)}\n".encode()
             else:
-                status, ctype, body = fn(self.recorder, parse_qs(url.query))
+                status, ctype, body = fn(self.recorder, parse_qs(url.query), self.headers)
         except InvalidArgument as exc:
             status, ctype, body = 400, "text/plain", f"{exc}\n".encode()
         except Exception:  # noqa: BLE001 - one bad page must not stop the metrics endpoint

@@ -15,6 +15,12 @@ it). Labels are bounded:
   value) carry no tenant. Per-tenant detail without a cap lives in the ledger
   (``GetUsage``, ``ragpress usage``, the embedded dashboard).
 - No request ids, ever.
+
+Series that a healthy server would otherwise not have (errors before the first
+error, each RPC before its first call) are created at zero, so dashboards show 0
+rather than "No data". The registry also carries the process (CPU, memory, file
+descriptors), Python platform and garbage-collector collectors and
+``ragpress_build_info``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ import threading
 from typing import Iterable
 
 OTHER = "other"
+# Codes whose error series exist from the start (the ones dashboards watch).
+WATCHED_CODES = ("INVALID_ARGUMENT", "NOT_FOUND", "UNAUTHENTICATED", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+                 "DEADLINE_EXCEEDED", "UNAVAILABLE", "INTERNAL")
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -48,8 +57,9 @@ class LabelCap:
 class Metrics:
     """Every metric the service exports. One instance per server (own registry)."""
 
-    def __init__(self, max_label_values: int = 50) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+    def __init__(self, max_label_values: int = 50, rpcs: Iterable[str] = ()) -> None:
+        from prometheus_client import (GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry,
+                                       Counter, Gauge, Histogram, Info)
 
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -67,7 +77,7 @@ class Metrics:
                                        registry=r)
         self.compressed_tokens = Counter("ragpress_compressed_tokens", "Prompt tokens after compression.", usage,
                                          registry=r)
-        self.saved_tokens = Counter("ragpress_tokens_saved", "Prompt tokens removed by compression.", usage,
+        self.saved_tokens = Counter("ragpress_saved_tokens", "Prompt tokens removed by compression.", usage,
                                     registry=r)
         self.completion_tokens = Counter("ragpress_completion_tokens", "Completion tokens of Generate calls.",
                                          usage, registry=r)
@@ -79,7 +89,7 @@ class Metrics:
                                    usage, registry=r)
         self.cost_after = Counter("ragpress_cost_after_dollars", "Price of the compressed prompts (USD).", usage,
                                   registry=r)
-        self.saved = Counter("ragpress_dollars_saved", "Dollars saved by compression, before compute (USD).",
+        self.saved = Counter("ragpress_saved_dollars", "Dollars saved by compression, before compute (USD).",
                              usage, registry=r)
         self.compute = Counter("ragpress_compute_dollars", "Compressor compute time priced in USD.", usage,
                                registry=r)
@@ -91,6 +101,14 @@ class Metrics:
                                     registry=r)
         self.ledger_written = Counter("ragpress_ledger_written_records", "Usage records committed to the ledger.",
                                       registry=r)
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(collector)
+        self.build = Info("ragpress_build", "Versions of ragpress and its runtime.", registry=r)
+        self.build.info(_build_info())
+        for rpc in rpcs:
+            self.requests.labels(rpc, "OK")
+            for code in WATCHED_CODES:
+                self.errors.labels(rpc, code)
 
     def observe_rpc(self, rpc: str, method: str, code: str, seconds: float) -> None:
         """Called by the error interceptor once per finished RPC."""
@@ -104,9 +122,31 @@ class Metrics:
         return set(_sample_names(self.registry.collect()))
 
 
+def _build_info() -> dict[str, str]:
+    import platform
+    from importlib import metadata
+
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    return {"version": version("ragpress"), "python": platform.python_version(), "grpcio": version("grpcio"),
+            "protobuf": version("protobuf")}
+
+
+def exposition(registry, accept: str | None) -> tuple[bytes, str]:
+    """The registry's samples in the format the scraper asked for (OpenMetrics or Prometheus text)."""
+    from prometheus_client.exposition import choose_encoder
+
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
+
+
 def _sample_names(families: Iterable) -> Iterable[str]:
     suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
-                "gauge": ("",), "summary": ("_sum", "_count", "_created")}
+                "gauge": ("",), "summary": ("_sum", "_count", "_created"), "info": ("_info",)}
     for family in families:
         for suffix in suffixes.get(family.type, ("",)):
             yield family.name + suffix

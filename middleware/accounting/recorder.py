@@ -31,7 +31,7 @@ class Recorder:
     def __init__(self, settings: Settings, ledger: Ledger | None = None, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.ledger = ledger if ledger is not None else open_ledger(settings)
-        self.metrics = metrics or Metrics(settings.metrics_max_label_values)
+        self.metrics = metrics or Metrics(settings.metrics_max_label_values, rpcs=service_rpcs())
         spill = Path(settings.data_dir)
         if spill.is_dir():
             recover(self.ledger, spill)
@@ -134,3 +134,10 @@ def _now() -> float:
     import time
 
     return time.time()
+
+
+def service_rpcs() -> list[str]:
+    """Every RPC of ragpress.v1.RagpressService, from its descriptor (new RPCs are included)."""
+    from ragpress.v1 import ragpress_pb2 as pb
+
+    return [m.name for m in pb.DESCRIPTOR.services_by_name["RagpressService"].methods]
