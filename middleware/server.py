@@ -12,9 +12,9 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from middleware.interceptors import ErrorInterceptor
+from middleware import reflection
 from middleware.library import Ragpress
 from middleware.service import SERVICE_NAME, RagpressServicer
 from middleware.settings import Settings
@@ -105,8 +105,7 @@ async def start(settings: Settings, engine: Ragpress | None = None) -> RunningSe
     pb_grpc.add_RagpressServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+    reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
     address = f"{settings.host}:{settings.port}"
     port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:

@@ -100,6 +100,26 @@ async def test_reflection_lists_the_service(channel):
     assert "ragpress.v1.RagpressService" in names and "grpc.health.v1.Health" in names
 
 
+async def test_reflection_v1_describes_the_service(channel):
+    """Clients that speak reflection v1 (grpcurl, Postman) get answers too, not UNIMPLEMENTED."""
+    from google.protobuf import descriptor_pb2
+
+    call = channel.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                                 request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+                                 response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)
+
+    async def asks():
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+        yield reflection_pb2.ServerReflectionRequest(file_containing_symbol="ragpress.v1.RagpressService")
+
+    replies = [reply async for reply in call(asks())]
+    assert "ragpress.v1.RagpressService" in [s.name for s in replies[0].list_services_response.service]
+    files = [descriptor_pb2.FileDescriptorProto.FromString(b)
+             for b in replies[1].file_descriptor_response.file_descriptor_proto]
+    methods = {m.name for f in files for svc in f.service if svc.name == "RagpressService" for m in svc.method}
+    assert {"Compress", "Generate", "Retrieve"} <= methods
+
+
 async def test_compress_round_trip(stub):
     call = stub.Compress(_request(), metadata=(("x-ragpress-tenant", "acme"), ("x-request-id", "rid-123")))
     reply = await call

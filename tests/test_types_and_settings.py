@@ -77,3 +77,21 @@ def test_unknown_setting_in_file_is_named(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(InvalidArgument, match="does not exist"):
         Settings.load(tmp_path / "nope.toml")
+
+
+def test_the_example_settings_file_lists_every_key_with_its_default():
+    """deploy/ragpress.example.toml is the reference users read: every setting, loadable as is."""
+    import dataclasses
+    import tomllib
+
+    from conftest import ROOT
+
+    path = ROOT / "deploy" / "ragpress.example.toml"
+    listed = tomllib.loads(path.read_text(encoding="utf-8"))["ragpress"]
+    names = {f.name for f in dataclasses.fields(Settings)}
+    assert sorted(names - set(listed)) == [], "settings missing from the example file"
+    loaded = Settings.load(path, {})
+    defaults = Settings()
+    # The example shows defaults, except the metrics port it turns on.
+    differ = {n for n in names if getattr(loaded, n) != getattr(defaults, n)}
+    assert differ == {"metrics_port"}, differ
