@@ -90,8 +90,10 @@ class ModelRegistry:
     def _local_dir(self, name: str) -> Path:
         from middleware.llm.local import parse_model_dirs, resolve_dir
 
+        # A converted model is a derived file, like the static MiniLM table: it lives in the
+        # cache folder, not among the user's data (ledger, collections).
         return resolve_dir(name, parse_model_dirs(self.settings.local_model_dirs),
-                           Path(self.settings.data_dir) / "models")
+                           self.settings.resolved_cache_dir() / "models")
 
     def _local_tokenizer(self, model: str) -> ModelTokenizer:
         """A local model counts in its own tokenizer (loaded without the weights when possible)."""

@@ -39,7 +39,8 @@ class Settings:
     # Folder of a sentence-transformers model; empty: all-MiniLM-L6-v2 from its package;
     # "hashing": a model-free bag-of-words embedder (tests, minimal set-ups).
     embedding_model: str = ""
-    # Where derived model files (the static MiniLM table) are cached; empty: <venv>/share/ragpress.
+    # Where derived model files (the static MiniLM table, local models converted from GGUF)
+    # are cached; empty: <venv>/share/ragpress.
     cache_dir: str = ""
     log_level: str = "INFO"
     # Usage ledger: "" = SQLite in data_dir; "sqlite:///path.db"; "postgresql://..."; "none".

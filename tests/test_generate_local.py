@@ -13,7 +13,7 @@ from middleware.server import start
 from middleware.settings import Settings
 from ragpress.v1 import ragpress_pb2 as pb
 from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
-from tests.conftest import ROOT
+from tests.conftest import DATA_DIR
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:.*is using the `ReadOnly` qualifier"),
               pytest.mark.filterwarnings("ignore:Accessing the 'model_(computed_)?fields' attribute")]
@@ -23,10 +23,13 @@ LOCAL = "local/smollm2"
 
 @pytest.fixture(scope="module")
 async def engine(upstream):
-    settings = Settings(port=0, embedding_model="hashing", data_dir=str(ROOT / ".ragpress"), local_device="cpu",
+    settings = Settings(port=0, embedding_model="hashing", data_dir=str(DATA_DIR), local_device="cpu",
                         local_threads=1, llm_api_base=upstream.api_base, llm_api_key="sk-test", local_max_new_tokens=4,
                         prefix_cache_block=16, warm_up=False)
-    return Ragpress(settings)
+    engine = Ragpress(settings)
+    # Load (on a fresh clone: convert) the model before the tests' deadlines start to run.
+    await asyncio.to_thread(engine.models.local_runtime, LOCAL)
+    return engine
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +105,7 @@ def test_cli_generate_answers_with_the_local_model(monkeypatch, capsys):
 
     from middleware.cli import main
 
-    for key, value in {"DATA_DIR": str(ROOT / ".ragpress"), "LOCAL_THREADS": "1", "EMBEDDING_MODEL": "hashing",
+    for key, value in {"DATA_DIR": str(DATA_DIR), "LOCAL_THREADS": "1", "EMBEDDING_MODEL": "hashing",
                        "LOCAL_DEVICE": "cpu"}.items():
         monkeypatch.setenv("RAGPRESS_" + key, value)
     argv = ["generate", "--query", "What is the capital of France?", "--doc", "The capital of France is Paris.",
@@ -116,7 +119,7 @@ def test_cli_generate_answers_with_the_local_model(monkeypatch, capsys):
 
 
 def test_library_generate_in_process(smollm2):
-    settings = Settings(embedding_model="hashing", data_dir=str(ROOT / ".ragpress"), local_device="cpu",
+    settings = Settings(embedding_model="hashing", data_dir=str(DATA_DIR), local_device="cpu",
                         local_threads=1, local_max_new_tokens=3)
     engine = Ragpress(settings)
     docs = [{"id": "a", "text": "The capital of France is Paris."}, {"id": "b", "text": "Bread is baked."}]
