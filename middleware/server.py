@@ -78,7 +78,7 @@ async def start(settings: Settings, engine: Ragpress | None = None) -> RunningSe
     server = grpc.aio.server(interceptors=[ErrorInterceptor(observer=recorder.metrics)], options=options)
     pb_grpc.add_RagpressServiceServicer_to_server(
         RagpressServicer(settings, engine.pipeline, executor, recorder, engine.generator,
-                         collections=engine.collections), server)
+                         collections=engine.collections, demonstrations=engine.demonstrations), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
