@@ -48,7 +48,7 @@ MODEL = "local/smollm2"
 TEMPLATE = "Input: {input}\nLabel: {output}\n\n"
 # Demonstration-token budgets: about 7 TREC questions, 5 SST-2 sentences, 4 AG News items.
 BUDGETS = {"sst2": 160, "trec": 128, "agnews": 256}
-EVAL_SIZE = 150
+EVAL_SIZE = 100
 K = 8
 SEEDS = (0, 1, 2)
 STRATEGIES = ("random", "similar", "mmr", "balanced", "dynamic")
@@ -96,10 +96,15 @@ def pool_name(name: str, rows: list[dict]) -> str:
 def index_pool(engine, name: str, rows: list[dict]) -> str:
     """The pool of ``rows`` (indexed on first use); returns its name."""
     pool = pool_name(name, rows)
+    have: set[str] = set()
     if pool in engine.demonstrations.pools.names("default"):
-        return pool
+        have = set(engine.demonstrations.pools.get(pool, "default").ids())
+        if len(have) == len(rows):
+            return pool
     started = time.perf_counter()
-    demos = [{"id": r["id"], "input": r["input"], "output": r["label"], "label": r["label"]} for r in rows]
+    # Saved after every 1,000: an interrupted run resumes where it stopped.
+    demos = [{"id": r["id"], "input": r["input"], "output": r["label"], "label": r["label"]}
+             for r in rows if r["id"] not in have]
     for start in range(0, len(demos), 1000):
         engine.index_demonstrations(pool, demos[start:start + 1000])
     print(f"  indexed {len(rows)} demonstrations into {pool!r} in {time.perf_counter() - started:.0f} s",
@@ -447,22 +452,27 @@ def main(argv: list[str] | None = None) -> int:
         summaries[name] = summarise(result, SEEDS)
         raw[name] = result
         print_table(name, summaries[name], result)
-    meta["load_average_end"] = os.getloadavg()
-    meta["seconds"] = round(time.perf_counter() - started, 1)
-    stem = "demonstrations" if not (args.pool or args.limit) else (
-        f"demonstrations_{args.name}" if args.pool else "demonstrations")
+        # Written after every data set (marked incomplete until the last), so a long run
+        # that is stopped still leaves what it measured.
+        write(args, summaries, raw, meta, started, complete=len(raw) == len(datasets))
+    return 0
+
+
+def write(args, summaries: dict, raw: dict, meta: dict, started: float, complete: bool) -> None:
+    meta = dict(meta, load_average_end=os.getloadavg(), seconds=round(time.perf_counter() - started, 1))
+    stem = f"demonstrations_{args.name}" if args.pool else "demonstrations"
     if args.limit:
         stem += "_limit"
-    payload = {"summaries": summaries, "eval_size": {n: raw[n]["eval_size"] for n in raw},
+    payload = {"complete": complete, "summaries": summaries, "eval_size": {n: raw[n]["eval_size"] for n in raw},
                "budgets": {n: raw[n]["budget"] for n in raw}, "pool_size": {n: raw[n]["pool_size"] for n in raw},
                "llm_seconds": {n: raw[n]["llm_seconds"] for n in raw},
                "distinct_prompts": {n: raw[n]["distinct_prompts"] for n in raw},
+               "forward_tokens": {n: raw[n]["forward_tokens"] for n in raw},
                "per_item": {n: {a: {"correct": v["correct"], "tokens": v["tokens"]} for a, v in raw[n]["arms"].items()}
                             for n in raw}, "meta": meta}
     (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=1))
     svg_plot(summaries, RESULTS / f"{stem}.svg")
-    print(f"\nwrote {RESULTS / (stem + '.json')} and .svg in {meta['seconds']:.0f} s", file=sys.stderr)
-    return 0
+    print(f"\nwrote {RESULTS / (stem + '.json')} and .svg ({meta['seconds']:.0f} s so far)", file=sys.stderr)
 
 
 if __name__ == "__main__":

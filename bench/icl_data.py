@@ -31,7 +31,7 @@ TREC_LABELS = {"ABBR": "abbreviation", "DESC": "description", "ENTY": "entity", 
 SST2_LABELS = {"0": "negative", "1": "positive"}
 AGNEWS_LABELS = {"1": "world", "2": "sports", "3": "business", "4": "technology"}
 AGNEWS_EVAL = 600
-DATASETS = ("sst2", "trec", "agnews")
+DATASETS = ("trec", "agnews", "sst2")  # the two with targets first
 
 
 def data_root() -> Path:
