@@ -162,7 +162,7 @@ class LangChainStyle:
 
 
 def run_dataset(engine, name: str, pool_rows: list[dict], eval_rows: list[dict], budget: int,
-                strategies: tuple[str, ...], seeds: tuple[int, ...], scorer_cache: dict, batch_size: int,
+                strategies: tuple[str, ...], seeds: tuple[int, ...], llm: bool, batch_size: int,
                 dynamic_options: dict) -> dict:
     from label_scoring import LabelScorer
     from retrievers.demos.dynamic import vote
@@ -171,9 +171,10 @@ def run_dataset(engine, name: str, pool_rows: list[dict], eval_rows: list[dict],
 
     labels = sorted({r["label"] for r in pool_rows})
     pool = index_pool(engine, name, pool_rows)
-    runtime = engine.models.local_runtime(MODEL)
     tok = engine.models.tokenizers.get(MODEL)
-    scorer = LabelScorer(runtime.model.model, runtime.model.tokenizer, labels, batch_size)
+    if llm:
+        runtime = engine.models.local_runtime(MODEL)
+        scorer = LabelScorer(runtime.model.model, runtime.model.tokenizer, labels, batch_size)
     head = header(labels)
     arms: dict[str, list[dict]] = {}
 
@@ -209,22 +210,24 @@ def run_dataset(engine, name: str, pool_rows: list[dict], eval_rows: list[dict],
     started = time.perf_counter()
     prompts = [c["prompt"] for rows in arms.values() for c in rows]
     distinct = len(set(prompts))
-    tokens_before = scorer.forward_tokens
-    predictions = dict(zip(prompts, scorer.predict(prompts)))
+    predictions: dict[str, str] = {}
+    if llm:
+        predictions = dict(zip(prompts, scorer.predict(prompts)))
+        print(f"  scored {distinct} distinct prompts ({scorer.forward_tokens} tokens) in "
+              f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
     llm_seconds = time.perf_counter() - started
-    print(f"  scored {distinct} distinct prompts ({scorer.forward_tokens - tokens_before} tokens) in "
-          f"{llm_seconds:.0f} s", file=sys.stderr)
     gold = [r["label"] for r in eval_rows]
     per_arm = {}
     for arm, chosen in arms.items():
-        correct = [predictions[c["prompt"]] == g for c, g in zip(chosen, gold)]
+        # Without the LLM (--no-llm) only the selections are measured: tokens, budget, latency.
+        correct = [predictions[c["prompt"]] == g for c, g in zip(chosen, gold)] if llm else []
         per_arm[arm] = {"correct": correct, "tokens": [c["tokens"] for c in chosen],
                         "n": [c["n"] for c in chosen], "over_budget": sum(c["over_budget"] for c in chosen),
                         "latency_ms": [c["latency_ms"] for c in chosen],
                         "dynamic_easy": sum(bool(c.get("details", {}).get("easy")) for c in chosen)}
     return {"labels": labels, "pool_size": len(pool_rows), "eval_size": len(eval_rows), "budget": budget,
             "arms": per_arm, "knn_correct": knn, "distinct_prompts": distinct, "llm_seconds": round(llm_seconds, 1),
-            "forward_tokens": scorer.forward_tokens}
+            "forward_tokens": scorer.forward_tokens if llm else 0}
 
 
 def summarise(result: dict, seeds: tuple[int, ...]) -> dict:
@@ -236,7 +239,7 @@ def summarise(result: dict, seeds: tuple[int, ...]) -> dict:
     if random_arms:
         grouped["random"] = random_arms
     for name, members in grouped.items():
-        accs = [statistics.fmean(arms[m]["correct"]) for m in members]
+        accs = [statistics.fmean(arms[m]["correct"]) if arms[m]["correct"] else float("nan") for m in members]
         tokens = [t for m in members for t in arms[m]["tokens"]]
         lat = [t for m in members for t in arms[m]["latency_ms"]]
         out[name] = {"accuracy": statistics.fmean(accs), "accuracy_sd": statistics.pstdev(accs) if len(accs) > 1 else 0.0,
@@ -250,13 +253,14 @@ def summarise(result: dict, seeds: tuple[int, ...]) -> dict:
                                 "demo_tokens": 0.0, "demonstrations": 0.0, "over_budget": 0,
                                 "selection_p50_ms": float("nan")}
     comparisons = {}
-    if random_arms:
+    if random_arms and arms[random_arms[0]]["correct"]:
         base = [statistics.fmean(v) for v in zip(*(arms[a]["correct"] for a in random_arms))]
         for arm in ("similar", "mmr", "balanced", "dynamic", "langchain-style"):
             if arm in arms:
                 comparisons[f"{arm} - random"] = paired(arms[arm]["correct"], base)
     if "similar" in arms and "dynamic" in arms:
-        comparisons["dynamic - similar (fixed k)"] = paired(arms["dynamic"]["correct"], arms["similar"]["correct"])
+        if arms["similar"]["correct"]:
+            comparisons["dynamic - similar (fixed k)"] = paired(arms["dynamic"]["correct"], arms["similar"]["correct"])
         fixed = statistics.fmean(arms["similar"]["tokens"])
         comparisons["dynamic token saving vs fixed k"] = {
             "saving": 1.0 - statistics.fmean(arms["dynamic"]["tokens"]) / fixed if fixed else 0.0}
@@ -331,7 +335,7 @@ def print_table(name: str, summary: dict, result: dict) -> None:
     print("| strategy | accuracy | demo tokens | demos | over budget | selection p50 ms |")
     print("|---|---|---|---|---|---|")
     for arm, s in summary["arms"].items():
-        sd = f" ± {100 * s['accuracy_sd']:.1f}" if s["runs"] > 1 else ""
+        sd = f" ± {100 * s['accuracy_sd']:.1f}" if s["runs"] > 1 and s["accuracy"] == s["accuracy"] else ""
         print(f"| {arm} | {100 * s['accuracy']:.1f}{sd} | {s['demo_tokens']:.0f} | {s['demonstrations']:.1f} | "
               f"{s['over_budget']} | {s['selection_p50_ms']:.1f} |")
     for label, c in summary["comparisons"].items():
@@ -402,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--tune-dynamic", action="store_true", help="only choose dynamic's threshold (no LLM)")
     ap.add_argument("--latency", action="store_true", help="only the 5,000-example selection latency")
+    ap.add_argument("--no-llm", action="store_true",
+                    help="selections only (tokens, budget, latency, the neighbour vote): *_selection.json")
     args = ap.parse_args(argv)
 
     import torch
@@ -448,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         budget = args.budget or BUDGETS.get(name, 160)
         print(f"{name}: {len(pool_rows)} pool, {min(size, len(eval_rows))} inputs", file=sys.stderr)
         result = run_dataset(engine, name, pool_rows, eval_rows[:size], budget, tuple(args.strategies), SEEDS,
-                             {}, args.batch_size, dynamic_options)
+                             not args.no_llm, args.batch_size, dynamic_options)
         summaries[name] = summarise(result, SEEDS)
         raw[name] = result
         print_table(name, summaries[name], result)
@@ -461,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
 def write(args, summaries: dict, raw: dict, meta: dict, started: float, complete: bool) -> None:
     meta = dict(meta, load_average_end=os.getloadavg(), seconds=round(time.perf_counter() - started, 1))
     stem = f"demonstrations_{args.name}" if args.pool else "demonstrations"
+    if args.no_llm:
+        stem += "_selection"
     if args.limit:
         stem += "_limit"
     payload = {"complete": complete, "summaries": summaries, "eval_size": {n: raw[n]["eval_size"] for n in raw},
@@ -471,7 +479,8 @@ def write(args, summaries: dict, raw: dict, meta: dict, started: float, complete
                "per_item": {n: {a: {"correct": v["correct"], "tokens": v["tokens"]} for a, v in raw[n]["arms"].items()}
                             for n in raw}, "meta": meta}
     (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=1))
-    svg_plot(summaries, RESULTS / f"{stem}.svg")
+    if not args.no_llm:
+        svg_plot(summaries, RESULTS / f"{stem}.svg")
     print(f"\nwrote {RESULTS / (stem + '.json')} and .svg ({meta['seconds']:.0f} s so far)", file=sys.stderr)
 
 
