@@ -14,6 +14,9 @@ from middleware.options import parse_options
 from retrievers.demos.base import Scored, Selection, SelectionJob, Strategy
 from retrievers.demos.registry import register
 
+# The shared search looks this many times deeper than the candidates each label needs.
+DEPTH_PER_LABEL = 4
+
 
 @dataclass(frozen=True)
 class BalancedOptions:
@@ -27,9 +30,19 @@ class Balanced(Strategy):
             raise InvalidArgument(
                 f"strategy 'balanced' needs a label on every demonstration; pool {job.pool.name!r} has "
                 f"demonstration(s) without one: {missing}")
-        labels = sorted(job.pool.labels())
+        counts = job.pool.labels()
+        labels = sorted(counts)
         per = max(1, math.ceil(job.depth / max(1, len(labels))))
-        by_label = {label: job.pool.nearest(job.vector, per, label=label, exclude=job.exclude) for label in labels}
+        # One deep search serves the common labels; a label it leaves short (a rare one)
+        # gets a search of its own, restricted to its demonstrations.
+        by_label: dict[str, list[Scored]] = {label: [] for label in labels}
+        for cand in job.pool.nearest(job.vector, DEPTH_PER_LABEL * per * len(labels), exclude=job.exclude):
+            bucket = by_label[job.pool.label_of(cand.id)]
+            if len(bucket) < per:
+                bucket.append(cand)
+        for label in labels:
+            if len(by_label[label]) < min(per, counts[label]):
+                by_label[label] = job.pool.nearest(job.vector, per, label=label, exclude=job.exclude)
         # Labels whose best neighbour is closest go first in every round.
         order = sorted((lab for lab in labels if by_label[lab]), key=lambda lab: (-by_label[lab][0].score, lab))
         ranked: list[Scored] = []
