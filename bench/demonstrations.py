@@ -479,6 +479,8 @@ def write(args, summaries: dict, raw: dict, meta: dict, started: float, complete
         stem += "_selection"
     if args.limit:
         stem += "_limit"
+        if not args.pool and set(args.datasets) != set(DATASETS):
+            stem += "_" + "-".join(args.datasets)  # quick checks of different data sets keep their own files
     payload = {"complete": complete, "summaries": summaries, "eval_size": {n: raw[n]["eval_size"] for n in raw},
                "budgets": {n: raw[n]["budget"] for n in raw}, "pool_size": {n: raw[n]["pool_size"] for n in raw},
                "llm_seconds": {n: raw[n]["llm_seconds"] for n in raw},
