@@ -47,6 +47,8 @@ class _Tables:
     ids: tuple[str, ...]  # sorted: the canonical order, and what random draws from
     labels: dict[str, str]  # id -> label ("" when none)
     label_chunks: dict[str, tuple[int, ...]]  # label -> chunk ids of its demonstrations
+    counts: dict[str, int]  # label -> demonstrations
+    unlabelled: tuple[str, ...]  # sorted ids without a label
 
 
 class Pool:
@@ -77,18 +79,14 @@ class Pool:
 
     def labels(self) -> dict[str, int]:
         """How many demonstrations carry each label ("" counts those without one)."""
-        counts: dict[str, int] = {}
-        for label in self._current().labels.values():
-            counts[label] = counts.get(label, 0) + 1
-        return counts
+        return dict(self._current().counts)
 
     def label_of(self, demo_id: str) -> str:
         return self._current().labels.get(demo_id, "")
 
     def unlabelled(self, limit: int = 5) -> list[str]:
         """Up to ``limit`` ids (sorted) of demonstrations without a label."""
-        tables = self._current()
-        return [i for i in tables.ids if not tables.labels[i]][:limit]
+        return list(self._current().unlabelled[:limit])
 
     def get(self, ids: Sequence[str]) -> list[Demonstration]:
         """The demonstrations with these ids, in the given order; an unknown id is an error."""
@@ -135,5 +133,7 @@ class Pool:
                 for doc_id, label in labels.items():
                     members.setdefault(label, []).append(doc_id)
                 chunks = {label: tuple(self.collection.chunk_ids(ids)) for label, ids in members.items()}
-                self._tables = _Tables(generation, tuple(sorted(labels)), labels, chunks)
+                counts = {label: len(ids) for label, ids in members.items()}
+                self._tables = _Tables(generation, tuple(sorted(labels)), labels, chunks, counts,
+                                       tuple(sorted(members.get("", ()))))
             return self._tables
