@@ -19,7 +19,9 @@ from middleware.types import (
 from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
+    from middleware.demonstrations import SelectResult
     from retrievers.base import ChunkingParams, IndexResult
+    from retrievers.demos.pools import PoolIndexResult
 
 _MAX_MESSAGE = 64 * 1024 * 1024
 
@@ -51,6 +53,20 @@ def _index_result(msg) -> "IndexResult":
     from retrievers.base import IndexResult
 
     return IndexResult(msg.upserted_documents, msg.deleted_documents, msg.chunks)
+
+
+def _select_pb(query: str, pool: Iterable[Any], options: dict[str, Any]):
+    from middleware.library import build_select_request
+
+    options.setdefault("model", DEFAULT_MODEL)
+    return convert.select_request_to_pb(build_select_request(query, pool, **options))
+
+
+def _index_demos_pb(pool: str, demonstrations: Iterable[Any], delete_ids: Iterable[str]):
+    from middleware.library import as_demonstration
+
+    demos = [as_demonstration(d, i, need_id=True) for i, d in enumerate(demonstrations)]
+    return convert.index_demonstrations_to_pb(pool, demos, delete_ids)
 
 
 def _retrieve_pb(collection: str, query: str, top_k: int, mode: str, filter: Mapping[str, Any] | None):
@@ -112,6 +128,20 @@ class RagpressClient(_Base):
                                    metadata=self.metadata)
         return convert.scored_from_pb(reply)
 
+    def select_demonstrations(self, query: str, pool: Iterable[Any] = (), **options: Any) -> "SelectResult":
+        """Few-shot demonstrations for ``query`` from an inline ``pool`` or ``pool_name=...``;
+        ``options`` are :func:`middleware.library.build_select_request`'s."""
+        reply = self.stub.SelectDemonstrations(_select_pb(query, pool, options), timeout=self.timeout,
+                                               metadata=self.metadata)
+        return convert.select_result_from_pb(reply)
+
+    def index_demonstrations(self, pool: str, demonstrations: Iterable[Any] = (),
+                             delete_ids: Iterable[str] = ()) -> "PoolIndexResult":
+        """Upsert demonstrations into (and delete ids from) a named pool of this tenant."""
+        reply = self.stub.IndexDemonstrations(_index_demos_pb(pool, demonstrations, delete_ids),
+                                              timeout=self.timeout, metadata=self.metadata)
+        return convert.pool_index_result_from_pb(reply)
+
     def health(self, service: str = "") -> str:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -161,6 +191,17 @@ class AsyncRagpressClient(_Base):
         reply = await self.stub.Retrieve(_retrieve_pb(collection, query, top_k, mode, filter),
                                          timeout=self.timeout, metadata=self.metadata)
         return convert.scored_from_pb(reply)
+
+    async def select_demonstrations(self, query: str, pool: Iterable[Any] = (), **options: Any) -> "SelectResult":
+        reply = await self.stub.SelectDemonstrations(_select_pb(query, pool, options), timeout=self.timeout,
+                                                     metadata=self.metadata)
+        return convert.select_result_from_pb(reply)
+
+    async def index_demonstrations(self, pool: str, demonstrations: Iterable[Any] = (),
+                                   delete_ids: Iterable[str] = ()) -> "PoolIndexResult":
+        reply = await self.stub.IndexDemonstrations(_index_demos_pb(pool, demonstrations, delete_ids),
+                                                    timeout=self.timeout, metadata=self.metadata)
+        return convert.pool_index_result_from_pb(reply)
 
     async def close(self) -> None:
         await self.channel.close()

@@ -15,6 +15,7 @@ from middleware.settings import Settings
 from middleware.types import (
     DEFAULT_SEPARATOR, Budget, CompressRequest, CompressResult, ContextFormat, Document, Stage,
 )
+from middleware.types import Demonstration
 from ragpress.v1 import ragpress_pb2 as pb
 
 if TYPE_CHECKING:
@@ -314,7 +315,6 @@ _FALLBACK_FROM_PB = {0: None, 1: "fail", 2: "retry", 3: "local"}
 def generate_request_from_pb(msg: pb.GenerateRequest, settings: Settings):
     """GenerateRequest (wire) -> :class:`middleware.generation.generate.GenerateRequest`."""
     from middleware.generation.generate import GenerateRequest, GenerationOptions
-    from middleware.generation.prompt import Demonstration
 
     inner = pb.CompressRequest(query=msg.query, documents=msg.documents, model=msg.model, method=msg.method,
                                pipeline=msg.pipeline, collection=msg.collection, retrieve_top_k=msg.retrieve_top_k)
@@ -323,14 +323,22 @@ def generate_request_from_pb(msg: pb.GenerateRequest, settings: Settings):
     g = msg.generation
     if g.temperature != g.temperature or g.top_p != g.top_p:  # NaN
         raise InvalidArgument("generation.temperature and generation.top_p must be numbers")
+    compress = compress_request_from_pb(inner, settings)
+    select = None
+    if msg.HasField("select_demonstrations"):
+        if msg.demonstrations:
+            raise InvalidArgument("give either demonstrations or select_demonstrations, not both")
+        select = select_request_from_pb(msg.select_demonstrations, settings, query=compress.query,
+                                        model=compress.model)
     return GenerateRequest(
-        compress=compress_request_from_pb(inner, settings),
+        compress=compress,
         system_prompt=msg.system_prompt,
-        demonstrations=tuple(Demonstration(d.id or str(i), d.input, d.output) for i, d in enumerate(msg.demonstrations)),
+        demonstrations=tuple(demonstration_from_pb(d, i) for i, d in enumerate(msg.demonstrations)),
         options=GenerationOptions(max_tokens=g.max_tokens or None, temperature=g.temperature,
                                   top_p=g.top_p or None, stop=tuple(g.stop)),
         fallback=_FALLBACK_FROM_PB.get(int(msg.fallback)),
         template=msg.template,
+        select=select,
     )
 
 
@@ -344,4 +352,115 @@ def generate_result_to_pb(result) -> pb.GenerateResponse:
         cost=pb.Cost(cost_usd=c.cost_usd, original_cost_usd=c.original_cost_usd, saved_usd=c.saved_usd),
         compression=compress_result_to_pb(result.compression),
         request_id=result.request_id,
+        demonstrations=select_result_to_pb(result.demonstrations) if result.demonstrations is not None else None,
     )
+
+
+# -- demonstrations (SelectDemonstrations, IndexDemonstrations, Generate's selection) --
+_ORDER_FROM_PB = {pb.DEMONSTRATION_ORDER_UNSPECIFIED: "nearest_last", pb.DEMONSTRATION_ORDER_NEAREST_LAST: "nearest_last",
+                  pb.DEMONSTRATION_ORDER_NEAREST_FIRST: "nearest_first", pb.DEMONSTRATION_ORDER_RANKED: "ranked"}
+_ORDER_TO_PB = {"nearest_last": pb.DEMONSTRATION_ORDER_NEAREST_LAST,
+                "nearest_first": pb.DEMONSTRATION_ORDER_NEAREST_FIRST, "ranked": pb.DEMONSTRATION_ORDER_RANKED}
+
+
+def demonstration_from_pb(msg: pb.Demonstration, index: int) -> Demonstration:
+    return Demonstration(id=msg.id or str(index), input=msg.input, output=msg.output, label=msg.label,
+                         metadata=struct_to_dict(msg.metadata))
+
+
+def demonstration_to_pb(demo: Demonstration) -> pb.Demonstration:
+    return pb.Demonstration(id=demo.id, input=demo.input, output=demo.output, label=demo.label,
+                            metadata=dict_to_struct(demo.metadata, f"demonstration {demo.id!r} metadata"))
+
+
+def select_request_from_pb(msg: pb.SelectDemonstrationsRequest, settings: Settings, *, query: str = "",
+                           model: str = ""):
+    """The wire request -> :class:`middleware.demonstrations.SelectRequest`; ``query`` and
+    ``model`` fill empty fields (Generate passes its own)."""
+    from middleware.demonstrations import DEFAULT_MAX_DEMONSTRATIONS, DEFAULT_STRATEGY, SelectRequest
+
+    order = _ORDER_FROM_PB.get(msg.order)
+    if order is None:
+        raise InvalidArgument(f"unknown demonstration order {msg.order}")
+    budget = budget_from_pb(msg.budget, True) if msg.HasField("budget") else None
+    return SelectRequest(
+        query=msg.query or query,
+        pool=tuple(demonstration_from_pb(d, i) for i, d in enumerate(msg.pool)),
+        pool_name=msg.pool_name,
+        model=msg.model or model or settings.default_model,
+        budget=budget,
+        max_demonstrations=msg.max_demonstrations or DEFAULT_MAX_DEMONSTRATIONS,
+        method=msg.method or DEFAULT_STRATEGY,
+        options=struct_to_dict(msg.options),
+        seed=msg.seed,
+        core_ids=tuple(msg.core_ids),
+        order=order,
+        compression=tuple(Stage(s.method, struct_to_dict(s.options)) for s in msg.compression),
+        compress_above_tokens=msg.compress_above_tokens,
+        template=msg.template,
+    )
+
+
+def select_request_to_pb(req) -> pb.SelectDemonstrationsRequest:
+    msg = pb.SelectDemonstrationsRequest(
+        query=req.query, pool=[demonstration_to_pb(d) for d in req.pool], pool_name=req.pool_name,
+        model=req.model, max_demonstrations=req.max_demonstrations, method=req.method,
+        options=dict_to_struct(req.options, "options"), seed=req.seed, core_ids=list(req.core_ids),
+        order=_ORDER_TO_PB[req.order],
+        compression=[pb.CompressionStage(method=s.method, options=dict_to_struct(s.options, "options"))
+                     for s in req.compression],
+        compress_above_tokens=req.compress_above_tokens, template=req.template)
+    if req.budget is not None:
+        if req.budget.max_tokens is not None:
+            msg.budget.max_tokens = req.budget.max_tokens
+        else:
+            msg.budget.keep_ratio = float(req.budget.keep_ratio)
+    return msg
+
+
+def select_result_to_pb(result) -> pb.SelectDemonstrationsResponse:
+    return pb.SelectDemonstrationsResponse(
+        demonstrations=[demonstration_to_pb(d) for d in result.demonstrations], prompt=result.prompt,
+        original_tokens=result.original_tokens, selected_tokens=result.selected_tokens,
+        request_id=result.request_id, stable_prefix_tokens=result.stable_prefix_tokens,
+        budget_tokens=result.budget_tokens, method=result.method, model=result.model, tokenizer=result.tokenizer,
+        details=dict_to_struct(result.details, "details"), scores=list(result.scores),
+        compressed_ids=list(result.compressed_ids), core_count=result.core_count, latency_ms=result.latency_ms,
+        tokenizer_fallback=result.tokenizer_fallback)
+
+
+def select_result_from_pb(msg: pb.SelectDemonstrationsResponse):
+    from middleware.demonstrations import SelectResult
+
+    return SelectResult(
+        demonstrations=tuple(demonstration_from_pb(d, i) for i, d in enumerate(msg.demonstrations)),
+        scores=tuple(msg.scores), prompt=msg.prompt, original_tokens=msg.original_tokens,
+        selected_tokens=msg.selected_tokens, budget_tokens=msg.budget_tokens,
+        stable_prefix_tokens=msg.stable_prefix_tokens, core_count=msg.core_count, method=msg.method,
+        model=msg.model, tokenizer=msg.tokenizer, tokenizer_fallback=msg.tokenizer_fallback,
+        compressed_ids=tuple(msg.compressed_ids), details=struct_to_dict(msg.details), latency_ms=msg.latency_ms,
+        request_id=msg.request_id)
+
+
+def index_demonstrations_from_pb(msg: pb.IndexDemonstrationsRequest) -> tuple[str, tuple[Demonstration, ...],
+                                                                                tuple[str, ...]]:
+    for i, d in enumerate(msg.demonstrations):
+        if not d.id:
+            raise InvalidArgument(f"demonstrations[{i}]: a pooled demonstration needs an id")
+    return (msg.pool, tuple(demonstration_from_pb(d, i) for i, d in enumerate(msg.demonstrations)),
+            tuple(msg.delete_ids))
+
+
+def index_demonstrations_to_pb(pool: str, demonstrations, delete_ids) -> pb.IndexDemonstrationsRequest:
+    return pb.IndexDemonstrationsRequest(pool=pool, demonstrations=[demonstration_to_pb(d) for d in demonstrations],
+                                         delete_ids=list(delete_ids))
+
+
+def pool_index_result_to_pb(result) -> pb.IndexDemonstrationsResponse:
+    return pb.IndexDemonstrationsResponse(upserted=result.upserted, deleted=result.deleted, size=result.size)
+
+
+def pool_index_result_from_pb(msg: pb.IndexDemonstrationsResponse):
+    from retrievers.demos.pools import PoolIndexResult
+
+    return PoolIndexResult(msg.upserted, msg.deleted, msg.size)

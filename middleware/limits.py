@@ -14,13 +14,14 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from middleware.errors import InvalidArgument, ResourceExhausted
 from middleware.settings import Settings
-from middleware.types import CompressRequest, Document
+from middleware.types import CompressRequest, Demonstration, Document
 
 if TYPE_CHECKING:
+    from middleware.demonstrations import SelectRequest
     from middleware.generation.generate import GenerateRequest
     from retrievers.base import IndexRequest, Query
 
@@ -89,6 +90,8 @@ class Limits:
         if prompt > self.prompt_bytes:
             raise InvalidArgument(f"template, system_prompt and demonstrations are {prompt} bytes together; the "
                                   f"limit is {self.prompt_bytes} (max_prompt_bytes)")
+        if request.select is not None:
+            self.check_select(request.select)
         max_tokens = request.options.max_tokens
         if max_tokens is not None and max_tokens > self.target_tokens:
             raise InvalidArgument(f"generation.max_tokens is {max_tokens}; the limit is {self.target_tokens} "
@@ -107,6 +110,22 @@ class Limits:
         """For demonstration pools (SelectDemonstrations)."""
         if size > self.pool_size:
             raise InvalidArgument(f"pool has {size} entries; the limit is {self.pool_size} (max_pool_size)")
+
+    def check_demonstrations(self, demonstrations: Sequence[Demonstration], field: str = "pool") -> None:
+        """An inline pool, or a batch added to a stored one: count and size of each entry."""
+        self.check_pool(len(demonstrations))
+        for i, demo in enumerate(demonstrations):
+            size = _size(demo.input) + _size(demo.output) + _size(demo.label)
+            if size > self.document_bytes:
+                raise InvalidArgument(f"{field}[{i}] (id {demo.id[:64]!r}) is {size} bytes; the limit is "
+                                      f"{self.document_bytes} (max_document_bytes)")
+
+    def check_select(self, request: "SelectRequest") -> None:
+        self.check_query(request.query)
+        self.check_demonstrations(request.pool)
+        if request.template and _size(request.template) > self.prompt_bytes:
+            raise InvalidArgument(f"template is {_size(request.template)} bytes; the limit is {self.prompt_bytes} "
+                                  f"(max_prompt_bytes)")
 
 
 def resident_bytes() -> int:

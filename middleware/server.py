@@ -99,7 +99,7 @@ async def start(settings: Settings, engine: Ragpress | None = None) -> RunningSe
                                    limits=Limits.from_settings(settings))
     server = grpc.aio.server(interceptors=[interceptor], options=options)
     servicer = RagpressServicer(settings, engine.pipeline, executor, recorder, engine.generator,
-                                collections=engine.collections)
+                                collections=engine.collections, demonstrations=engine.demonstrations)
     heavy = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragpress-heavy")
     servicer.heavy_executor = heavy
     pb_grpc.add_RagpressServiceServicer_to_server(servicer, server)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Callable, TypeVar
 
@@ -18,6 +19,7 @@ from ragpress.v1 import ragpress_pb2 as pb
 from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
+    from middleware.demonstrations import DemonstrationSelector
     from retrievers.collections import Collections
     from middleware.generation.generate import Generator, Prepared
 
@@ -27,17 +29,20 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RagpressService"].full_name
 
 class RagpressServicer(pb_grpc.RagpressServiceServicer):
     def __init__(self, settings: Settings, pipeline: Pipeline, executor: Executor, recorder=None,
-                 generator: "Generator | None" = None, collections: "Collections | None" = None) -> None:
+                 generator: "Generator | None" = None, collections: "Collections | None" = None,
+                 demonstrations: "DemonstrationSelector | None" = None) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.executor = executor
         # middleware.accounting.Recorder, or None (no ledger, no metrics). Token-spending
         # handlers call self.recorder.record_usage(...) once per call; see docs/accounting.md.
         self.recorder = recorder
+        self._selector = demonstrations
+        self._selector_lock = threading.Lock()
         if generator is None:
             from middleware.generation.generate import Generator
 
-            generator = Generator(settings, pipeline.models, pipeline)
+            generator = Generator(settings, pipeline.models, pipeline, self._demonstrations)
         self.generator = generator
         self.collections = collections
         # Set by the server: one thread for requests over heavy_request_bytes (None: one pool).
@@ -105,8 +110,38 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
             raise Unimplemented("this server was started without collections")
         return self.collections
 
-    async def SelectDemonstrations(self, request, context):
-        raise Unimplemented("SelectDemonstrations is not implemented yet (demonstration selection issue)")
+    def _demonstrations(self) -> "DemonstrationSelector":
+        # Called from worker threads too (Generate's prepare): build it once.
+        with self._selector_lock:
+            if self._selector is None:
+                from middleware.demonstrations import DemonstrationSelector
+                from retrievers.demos.pools import DemoPools
+
+                pools = DemoPools.from_settings(self.settings, self.pipeline.models.embedder)
+                self._selector = DemonstrationSelector(self.pipeline.models, self.pipeline, pools)
+            return self._selector
+
+    async def SelectDemonstrations(self, request: pb.SelectDemonstrationsRequest,
+                                   context: grpc.aio.ServicerContext) -> pb.SelectDemonstrationsResponse:
+        domain = convert.select_request_from_pb(request, self.settings)
+        self.limits.check_select(domain)
+        METHOD_LABEL.set(domain.method)
+        call = CALL.get()
+        work = functools.partial(self._demonstrations().select, domain, call.tenant, call.request_id)
+        result = await self._offload(context, work)
+        if self.recorder is not None:
+            self.recorder.record_usage(
+                "SelectDemonstrations", model=result.model, method=result.method_label,
+                original_tokens=result.original_tokens, compressed_tokens=result.selected_tokens,
+                compressor_latency_ms=result.latency_ms, request_id=result.request_id)
+        return convert.select_result_to_pb(result)
+
+    async def IndexDemonstrations(self, request: pb.IndexDemonstrationsRequest,
+                                  context: grpc.aio.ServicerContext) -> pb.IndexDemonstrationsResponse:
+        pool, demos, delete_ids = convert.index_demonstrations_from_pb(request)
+        self.limits.check_demonstrations(demos, "demonstrations")
+        work = functools.partial(self._demonstrations().index, pool, CALL.get().tenant, demos, delete_ids)
+        return convert.pool_index_result_to_pb(await self._offload(context, work))
 
     async def _prepare(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> "Prepared":
         domain = convert.generate_request_from_pb(request, self.settings)
@@ -125,7 +160,7 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
 
                 filled = fill(self._collections(), call.tenant, *source, domain.compress)
                 prepared = dataclasses.replace(domain, compress=filled)
-            return self.generator.prepare(prepared, call.request_id)
+            return self.generator.prepare(prepared, call.request_id, call.tenant)
 
         return await self._offload(context, work)
 

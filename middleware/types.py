@@ -41,6 +41,29 @@ class Document:
 
 
 @dataclass(frozen=True)
+class Demonstration:
+    """A few-shot example: an input, the expected output, an optional class label
+    (what label-aware selection strategies group by) and metadata kept unchanged."""
+
+    id: str
+    input: str
+    output: str
+    label: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str):
+            raise InvalidArgument(f"demonstration id must be a string, got {type(self.id).__name__}")
+        for name in ("input", "output", "label"):
+            if not isinstance(getattr(self, name), str):
+                raise InvalidArgument(f"demonstration {self.id!r}: {name} must be a string")
+        object.__setattr__(self, "metadata", _frozen(self.metadata))
+
+    def with_input(self, text: str) -> "Demonstration":
+        return Demonstration(self.id, text, self.output, self.label, self.metadata)
+
+
+@dataclass(frozen=True)
 class Budget:
     """Either ``max_tokens`` (a ceiling) or ``keep_ratio`` (share of the original)."""
 

@@ -64,6 +64,9 @@ class Collection(Retriever):
         self._index = None
         self._bm25 = Bm25Index()
         self._bm25_dirty = True
+        # Bumped by every change: views derived from the collection (demonstration
+        # pools' label tables) rebuild when it moves.
+        self.generation = 0
 
     # -- reading -----------------------------------------------------------------
     def __len__(self) -> int:
@@ -81,6 +84,57 @@ class Collection(Retriever):
     def ids(self) -> list[str]:
         with self._lock:
             return list(self._docs)
+
+    def documents(self) -> list[Document]:
+        """Every stored document, in insertion order (a snapshot)."""
+        with self._lock:
+            return list(self._docs.values())
+
+    def chunk_ids(self, doc_ids: Iterable[str]) -> list[int]:
+        """Chunk ids of these documents (unknown ids are skipped): an ``allowed`` set for searches."""
+        with self._lock:
+            return [cid for d in doc_ids for cid in self._doc_chunks.get(d, ())]
+
+    def embed_query(self, text: str) -> "np.ndarray":
+        """The L2-normalised query vector (1, dim) that dense search uses for ``text``."""
+        embed_query = getattr(self.embedder, "embed_query", None)
+        return self._normalised(embed_query(text) if embed_query else self.embedder.embed([text]))
+
+    def search_vector(self, vector: "np.ndarray", n: int, allowed: "Sequence[int] | None" = None
+                      ) -> list[tuple[str, float]]:
+        """Up to ``n`` (document id, score) pairs by inner product with ``vector`` (normalised),
+        best first, one per document (its best chunk), among ``allowed`` chunk ids (all when None)."""
+        with self._lock:
+            if self._index is None or self._index.ntotal == 0 or n < 1:
+                return []
+            # At most (chunks - documents) hits can repeat a document: ask for that many more.
+            extra = len(self._chunks) - len(self._docs)
+            pairs = self._search(vector, n + extra, None if allowed is None else set(allowed))
+            out: list[tuple[str, float]] = []
+            seen: set[str] = set()
+            for cid, score in pairs:
+                doc_id = self._chunks[cid].document_id
+                if doc_id not in seen:
+                    seen.add(doc_id)
+                    out.append((doc_id, score))
+                    if len(out) == n:
+                        break
+            return out
+
+    def document_vectors(self, doc_ids: Sequence[str]) -> "np.ndarray":
+        """Stored vectors (len(doc_ids), dim) of each document's first chunk, in the given order.
+
+        The first chunk is what an embedder that truncates long inputs would see of the whole."""
+        import numpy as np
+
+        with self._lock:
+            missing = [d for d in doc_ids if d not in self._doc_chunks]
+            if missing:
+                raise InvalidArgument(f"collection {self.name!r} has no document(s) {missing[:5]}")
+            if not doc_ids:
+                return np.zeros((0, self._index.d if self._index is not None else 0), dtype=np.float32)
+            first = np.asarray([self._doc_chunks[d][0] for d in doc_ids], dtype=np.int64)
+            return np.asarray(self._index.reconstruct_batch(first), dtype=np.float32)
 
     def retrieve(self, query: Query) -> list[Hit]:
         mode = modes.get(query.mode)
@@ -133,6 +187,7 @@ class Collection(Retriever):
 
                 self._faiss(vectors.shape[1]).add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
             self._bm25_dirty = True
+            self.generation += 1
             return len(ids)
 
     def delete(self, ids: Iterable[str]) -> int:
@@ -192,18 +247,8 @@ class Collection(Retriever):
     def dense_search(self, text: str, n: int, allowed: set[int] | None) -> list[tuple[int, float]]:
         if self._index is None or self._index.ntotal == 0:
             return []
-        import faiss
-        import numpy as np
-
-        n = min(n, self._index.ntotal if allowed is None else len(allowed))
         # An embedder may embed queries differently from passages (LangChain's embed_query).
-        embed_query = getattr(self.embedder, "embed_query", None)
-        query = self._normalised(embed_query(text) if embed_query else self.embedder.embed([text]))
-        params = None
-        if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64)))
-        scores, ids = self._index.search(query, n, params=params)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return self._search(self.embed_query(text), n, allowed)
 
     def lexical_search(self, text: str, n: int, allowed: set[int] | None) -> list[tuple[int, float]]:
         if self._bm25_dirty:
@@ -223,6 +268,21 @@ class Collection(Retriever):
             cancel.check()
             parts.append(self._normalised(self.embedder.embed(texts[start:start + self.EMBED_BATCH])))
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def _search(self, query: "np.ndarray", n: int, allowed: set[int] | None) -> list[tuple[int, float]]:
+        import faiss
+        import numpy as np
+
+        if self._index is None or self._index.ntotal == 0:
+            return []
+        n = min(n, self._index.ntotal if allowed is None else len(allowed))
+        if n < 1:
+            return []
+        params = None
+        if allowed is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64)))
+        scores, ids = self._index.search(np.ascontiguousarray(query, dtype=np.float32), n, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def _faiss(self, dim: int):
         if self._index is None:
@@ -256,6 +316,7 @@ class Collection(Retriever):
         if dead and self._index is not None:
             self._index.remove_ids(np.asarray(dead, dtype=np.int64))
         self._bm25_dirty = True
+        self.generation += 1
         return len(present)
 
     def _allowed(self, filter: Mapping[str, Any]) -> set[int] | None:

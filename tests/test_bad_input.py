@@ -170,6 +170,19 @@ def test_oversized_input_is_refused_naming_the_limit(stub, mutate, limit):
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and limit in err.details()
 
 
+@pytest.mark.parametrize("pool, limit", [
+    ([pb.Demonstration(id=str(i), input="x", output="y") for i in range(1001)], "max_pool_size"),
+    ([pb.Demonstration(id="big", input="word " * 300_000, output="y")], "max_document_bytes"),
+])
+def test_oversized_demonstration_pools_are_refused_naming_the_limit(stub, pool, limit):
+    req = pb.SelectDemonstrationsRequest(query="Who wrote Hamlet?", pool=pool, model="gpt-4o")
+    err = _code(lambda: stub.SelectDemonstrations(req, timeout=20))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and limit in err.details()
+    index = pb.IndexDemonstrationsRequest(pool="faq", demonstrations=pool)
+    err = _code(lambda: stub.IndexDemonstrations(index, timeout=20))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and limit in err.details()
+
+
 def test_the_service_keeps_serving_after_bad_input(stub):
     assert stub.Compress(_compress(), timeout=10).compressed_tokens > 0
 

@@ -41,4 +41,5 @@ def test_one_request_and_response_message_per_rpc():
         assert method.input_type.name not in seen and method.output_type.name not in seen
         seen |= {method.input_type.name, method.output_type.name}
     assert {m.name for m in service.methods} == {
-        "Compress", "SelectDemonstrations", "Generate", "GenerateStream", "Index", "Retrieve", "GetUsage"}
+        "Compress", "SelectDemonstrations", "Generate", "GenerateStream", "Index", "Retrieve", "GetUsage",
+        "IndexDemonstrations"}

@@ -1,5 +1,5 @@
 """``ragpress``: serve, health, compress (one request from flags, or a JSONL batch), generate,
-usage, index and retrieve (collections).
+usage, index and retrieve (collections), demos (few-shot demonstration pools and selection).
 
 Each command group lives in its own module with an ``add_commands(sub)`` function;
 :data:`COMMANDS` lists them in the order ``--help`` shows them. Modules import their
@@ -18,7 +18,7 @@ from typing import Sequence
 from middleware.errors import RagpressError
 from middleware.offline import configure_offline
 
-COMMANDS = ("serve", "compress", "usage", "generate", "collections", "keys")
+COMMANDS = ("serve", "compress", "usage", "generate", "collections", "demos", "keys")
 
 
 def build_parser() -> argparse.ArgumentParser:

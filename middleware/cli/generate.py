@@ -23,12 +23,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise InvalidArgument("give exactly one of --target-tokens or --keep-ratio")
     engine = Ragpress(common.settings(args))
     line = common.single_line(args)
+    select = None
+    if args.demo_pool:
+        from middleware.library import build_select_request
+
+        select = build_select_request(args.query, pool_name=args.demo_pool, model=args.model,
+                                      method=args.demo_method, max_demonstrations=args.demo_k,
+                                      budget=args.demo_budget)
     request = GenerateRequest(
         compress=CompressRequest(query=args.query or "", budget=as_budget(args.target_tokens or args.keep_ratio),
                                  documents=tuple(as_document(d, i) for i, d in enumerate(line["documents"])),
                                  model=args.model, pipeline=(Stage(args.method),)),
         system_prompt=args.system or "", options=GenerationOptions(max_tokens=args.max_tokens),
-        fallback=args.fallback)
+        fallback=args.fallback, select=select)
 
     async def run() -> GenerateResult:
         prepared = await asyncio.to_thread(engine.generator.prepare, request, "cli")
@@ -68,5 +75,10 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     gen.add_argument("--fallback", choices=("fail", "retry", "local"),
                      help="on upstream failure (default: the llm_fallback setting, 'fail')")
     gen.add_argument("--timeout", type=float, help="seconds for the whole call (default: no limit)")
+    gen.add_argument("--demo-pool", help="choose few-shot demonstrations from this stored pool")
+    gen.add_argument("--demo-method", default="similar", help="demonstration strategy (with --demo-pool)")
+    gen.add_argument("--demo-k", type=int, default=4, help="at most this many demonstrations")
+    gen.add_argument("--demo-budget", type=int, metavar="N",
+                     help="token ceiling of the demonstrations (default: no ceiling beyond --demo-k)")
     gen.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     gen.set_defaults(func=cmd_generate)

@@ -17,7 +17,7 @@ import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 from compressors import context as ctx
 from middleware.cancel import check as check_cancelled
@@ -65,6 +65,9 @@ class GenerateRequest:
     # "fail", "retry", "local", or None for the configured policy.
     fallback: str | None = None
     template: str = ""
+    # A demonstration selection (middleware.demonstrations.SelectRequest) run in prepare
+    # instead of passing ``demonstrations``.
+    select: Any = None
 
     def __post_init__(self) -> None:
         if self.fallback is not None and self.fallback not in FALLBACKS:
@@ -101,6 +104,8 @@ class GenerateResult:
     cost: Cost
     compression: CompressResult
     request_id: str
+    # What the demonstration selection did (a SelectResult), when the request had one.
+    demonstrations: Any = None
 
 
 @dataclass(frozen=True)
@@ -111,28 +116,45 @@ class Prepared:
     compression: CompressResult
     prompt: Prompt
     original: Prompt
+    demonstrations: Any = None
 
 
 class Generator:
     """Runs Generate requests against litellm targets and local models."""
 
-    def __init__(self, settings: Settings, models: ModelRegistry, pipeline: Pipeline) -> None:
+    def __init__(self, settings: Settings, models: ModelRegistry, pipeline: Pipeline,
+                 selector: Callable[[], Any] | None = None) -> None:
         self.settings = settings
         self.models = models
         self.pipeline = pipeline
+        # Gives the DemonstrationSelector (built on first use) for requests that select demonstrations.
+        self.selector = selector
         # Local generation has its own threads so long generations never starve compression.
         self._local_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragpress-local-llm")
 
-    def prepare(self, request: GenerateRequest, request_id: str = "") -> Prepared:
-        """Compress and assemble (blocking, CPU)."""
+    def prepare(self, request: GenerateRequest, request_id: str = "", tenant: str = "default") -> Prepared:
+        """Select demonstrations (when asked), compress and assemble (blocking, CPU)."""
         template = prompts.resolve_template(request.template, self.settings.prompt_template)
+        selected = None
+        if request.select is not None:
+            if self.selector is None:
+                raise InvalidArgument("this engine has no demonstration pools")
+            selected = self.selector().select(request.select, tenant, request_id)
         result = self.pipeline.compress(request.compress, request_id)
         check_cancelled()
         fmt = request.compress.context_format
         system = request.system_prompt or prompts.DEFAULT_SYSTEM
-        build = lambda text: prompts.assemble(template, system, text, request.compress.query, request.demonstrations)
-        original = build(ctx.assemble(request.compress.documents, fmt))
-        return Prepared(request, result, build(result.context), original)
+
+        def build(text: str, demos: str | None) -> Prompt:
+            return prompts.assemble(template, system, text, request.compress.query, request.demonstrations,
+                                    demonstrations_text=demos)
+
+        # The original prompt has the documents uncompressed and, for a selection, the
+        # fixed-k demonstrations uncompressed: both savings are counted.
+        original = build(ctx.assemble(request.compress.documents, fmt),
+                         selected.original_prompt if selected else None)
+        return Prepared(request, result, build(result.context, selected.prompt if selected else None), original,
+                        selected)
 
     async def run(self, prepared: Prepared, *, tenant: str, timeout: float | None,
                   stream: bool) -> AsyncIterator[str | GenerateResult]:
@@ -218,7 +240,7 @@ class Generator:
             text=done.text, model=model, fell_back=False, fallback_reason="",
             usage=Usage(prompt_tokens, completion, original, done.cached_tokens),
             cost=Cost(cost or 0.0, original_cost or 0.0), compression=prepared.compression,
-            request_id=prepared.compression.request_id)
+            request_id=prepared.compression.request_id, demonstrations=prepared.demonstrations)
 
     async def _local(self, prepared: Prepared, model: str, tenant: str, deadline: float, stream: bool,
                      fell_back: str) -> AsyncIterator[str | GenerateResult]:
@@ -260,7 +282,8 @@ class Generator:
         yield GenerateResult(
             text=gen.text, model=model, fell_back=bool(fell_back), fallback_reason=fell_back,
             usage=Usage(gen.prompt_tokens, gen.completion_tokens, original, gen.cached_tokens),
-            cost=Cost(), compression=prepared.compression, request_id=prepared.compression.request_id)
+            cost=Cost(), compression=prepared.compression, request_id=prepared.compression.request_id,
+            demonstrations=prepared.demonstrations)
 
     def close(self) -> None:
         self._local_pool.shutdown(wait=False, cancel_futures=True)

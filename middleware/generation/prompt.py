@@ -13,23 +13,15 @@ Templates are registered by name; a request may also pass the template text.
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
 from typing import Sequence
 
 from middleware.errors import InvalidArgument, UnknownName
+from middleware.options import format_fields
+from middleware.types import Demonstration  # noqa: F401  (a kernel type; re-exported for callers of this module)
 
 FIELDS = ("demonstrations", "context", "question")
 DEFAULT_SYSTEM = "Answer the question using only the context. Be brief."
-
-
-@dataclass(frozen=True)
-class Demonstration:
-    """A few-shot example: an input and the expected output."""
-
-    id: str
-    input: str
-    output: str
 
 
 @dataclass(frozen=True)
@@ -56,9 +48,11 @@ TEMPLATES: dict[str, str] = {
 
 
 def render_demonstrations(demos: Sequence[Demonstration]) -> str:
-    """Demonstrations in canonical order (by id), each as a Question/Answer pair."""
-    ordered = sorted(demos, key=lambda d: d.id)
-    return "".join(f"Question: {d.input}\nAnswer: {d.output}\n\n" for d in ordered)
+    """Demonstrations in canonical order (by id), each as a Question/Answer pair
+    (the demonstration selector's default rendering)."""
+    from retrievers.demos.packing import DEFAULT_TEMPLATE, render
+
+    return render(sorted(demos, key=lambda d: d.id), DEFAULT_TEMPLATE)
 
 
 def resolve_template(template: str, default: str = "default") -> str:
@@ -68,20 +62,7 @@ def resolve_template(template: str, default: str = "default") -> str:
         if template not in TEMPLATES:
             raise UnknownName("prompt template", template, TEMPLATES)
         template = TEMPLATES[template]
-    try:
-        parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
-    except ValueError as exc:
-        raise InvalidArgument(f"template is not a valid format string: {exc}") from exc
-    # A format spec or conversion ("{context:>99999999}", "{context!r}") would let a short
-    # template pad, repr or reject the text: fields are plain substitutions only.
-    fancy = next((f for f, spec, conv in parsed if spec or conv), None)
-    if fancy is not None:
-        raise InvalidArgument(f"template field {{{fancy}}} has a format spec or conversion; "
-                              f"write plain fields like {{context}}")
-    names = {f for f, _, _ in parsed}
-    unknown = sorted(names - set(FIELDS))
-    if unknown:
-        raise InvalidArgument(f"template has unknown field(s) {unknown}; allowed: {list(FIELDS)}")
+    names = format_fields(template, FIELDS, "template")
     missing = [f for f in ("context", "question") if f not in names]
     if missing:
         raise InvalidArgument(f"template must contain {{{missing[0]}}}")
@@ -92,7 +73,11 @@ def resolve_template(template: str, default: str = "default") -> str:
 
 
 def assemble(template: str, system: str, context: str, question: str,
-             demonstrations: Sequence[Demonstration] = ()) -> Prompt:
-    """Render the prompt; ``template`` must come from :func:`resolve_template`."""
-    user = template.format(demonstrations=render_demonstrations(demonstrations), context=context, question=question)
+             demonstrations: Sequence[Demonstration] = (), demonstrations_text: str | None = None) -> Prompt:
+    """Render the prompt; ``template`` must come from :func:`resolve_template`.
+
+    ``demonstrations_text`` (a selection's rendered block, already in its order) replaces
+    the rendering of ``demonstrations``."""
+    demos = demonstrations_text if demonstrations_text is not None else render_demonstrations(demonstrations)
+    user = template.format(demonstrations=demos, context=context, question=question)
     return Prompt(system=system, user=user)

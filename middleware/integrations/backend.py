@@ -16,7 +16,7 @@ DEFAULT_TENANT = "default"
 
 
 class Backend(ABC):
-    """Compress documents and retrieve from collections, sync and async."""
+    """Compress documents, retrieve from collections, select demonstrations; sync and async."""
 
     @abstractmethod
     def compress(self, query: str, documents: Sequence[Document], budget: int | float,
@@ -31,6 +31,20 @@ class Backend(ABC):
 
     @abstractmethod
     async def aretrieve(self, collection: str, query: Query) -> list[tuple[Document, float]]: ...
+
+    @abstractmethod
+    def select_demonstrations(self, query: str, pool: Sequence[Any], **options: Any) -> Any:
+        """A :class:`middleware.demonstrations.SelectResult`; ``options`` as
+        :func:`middleware.library.build_select_request` takes them."""
+
+    @abstractmethod
+    async def aselect_demonstrations(self, query: str, pool: Sequence[Any], **options: Any) -> Any: ...
+
+    @abstractmethod
+    def index_demonstrations(self, pool: str, demonstrations: Sequence[Any]) -> Any: ...
+
+    @abstractmethod
+    async def aindex_demonstrations(self, pool: str, demonstrations: Sequence[Any]) -> Any: ...
 
 
 class LocalBackend(Backend):
@@ -57,6 +71,18 @@ class LocalBackend(Backend):
 
     async def aretrieve(self, collection, query):
         return await asyncio.to_thread(self.retrieve, collection, query)
+
+    def select_demonstrations(self, query, pool, **options):
+        return self.engine.select_demonstrations(query, pool, tenant=self.tenant, **options)
+
+    async def aselect_demonstrations(self, query, pool, **options):
+        return await asyncio.to_thread(self.select_demonstrations, query, pool, **options)
+
+    def index_demonstrations(self, pool, demonstrations):
+        return self.engine.index_demonstrations(pool, demonstrations, tenant=self.tenant)
+
+    async def aindex_demonstrations(self, pool, demonstrations):
+        return await asyncio.to_thread(self.index_demonstrations, pool, demonstrations)
 
 
 class RemoteBackend(Backend):
@@ -136,6 +162,18 @@ class RemoteBackend(Backend):
     async def aretrieve(self, collection, query):
         return await self.aclient().retrieve(collection, query.text, query.top_k, mode=query.mode,
                                              filter=query.filter)
+
+    def select_demonstrations(self, query, pool, **options):
+        return self.client().select_demonstrations(query, pool, **self._options(options))
+
+    async def aselect_demonstrations(self, query, pool, **options):
+        return await self.aclient().select_demonstrations(query, pool, **self._options(options))
+
+    def index_demonstrations(self, pool, demonstrations):
+        return self.client().index_demonstrations(pool, demonstrations)
+
+    async def aindex_demonstrations(self, pool, demonstrations):
+        return await self.aclient().index_demonstrations(pool, demonstrations)
 
 
 def make_backend(engine: Any, target: str | None, tenant: str | None, timeout: float | None,

@@ -11,6 +11,13 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class DemonstrationOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DEMONSTRATION_ORDER_UNSPECIFIED: _ClassVar[DemonstrationOrder]
+    DEMONSTRATION_ORDER_NEAREST_LAST: _ClassVar[DemonstrationOrder]
+    DEMONSTRATION_ORDER_NEAREST_FIRST: _ClassVar[DemonstrationOrder]
+    DEMONSTRATION_ORDER_RANKED: _ClassVar[DemonstrationOrder]
+
 class FallbackPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     FALLBACK_POLICY_UNSPECIFIED: _ClassVar[FallbackPolicy]
@@ -32,6 +39,10 @@ class UsageGroupBy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     USAGE_GROUP_BY_MODEL: _ClassVar[UsageGroupBy]
     USAGE_GROUP_BY_METHOD: _ClassVar[UsageGroupBy]
     USAGE_GROUP_BY_DAY: _ClassVar[UsageGroupBy]
+DEMONSTRATION_ORDER_UNSPECIFIED: DemonstrationOrder
+DEMONSTRATION_ORDER_NEAREST_LAST: DemonstrationOrder
+DEMONSTRATION_ORDER_NEAREST_FIRST: DemonstrationOrder
+DEMONSTRATION_ORDER_RANKED: DemonstrationOrder
 FALLBACK_POLICY_UNSPECIFIED: FallbackPolicy
 FALLBACK_POLICY_FAIL: FallbackPolicy
 FALLBACK_POLICY_RETRY: FallbackPolicy
@@ -147,19 +158,21 @@ class CompressResponse(_message.Message):
     def __init__(self, documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., dropped_ids: _Optional[_Iterable[str]] = ..., context: _Optional[str] = ..., original_tokens: _Optional[int] = ..., compressed_tokens: _Optional[int] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., model: _Optional[str] = ..., tokenizer: _Optional[str] = ..., tokenizer_fallback: _Optional[bool] = ..., request_id: _Optional[str] = ..., budget_tokens: _Optional[int] = ..., cached: _Optional[bool] = ...) -> None: ...
 
 class Demonstration(_message.Message):
-    __slots__ = ("id", "input", "output", "metadata")
+    __slots__ = ("id", "input", "output", "metadata", "label")
     ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
     id: str
     input: str
     output: str
     metadata: _struct_pb2.Struct
-    def __init__(self, id: _Optional[str] = ..., input: _Optional[str] = ..., output: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    label: str
+    def __init__(self, id: _Optional[str] = ..., input: _Optional[str] = ..., output: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., label: _Optional[str] = ...) -> None: ...
 
 class SelectDemonstrationsRequest(_message.Message):
-    __slots__ = ("query", "pool", "model", "budget", "max_demonstrations", "method", "options")
+    __slots__ = ("query", "pool", "model", "budget", "max_demonstrations", "method", "options", "pool_name", "seed", "core_ids", "order", "compression", "compress_above_tokens", "template")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     POOL_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +180,13 @@ class SelectDemonstrationsRequest(_message.Message):
     MAX_DEMONSTRATIONS_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    POOL_NAME_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    CORE_IDS_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSION_FIELD_NUMBER: _ClassVar[int]
+    COMPRESS_ABOVE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     query: str
     pool: _containers.RepeatedCompositeFieldContainer[Demonstration]
     model: str
@@ -174,21 +194,70 @@ class SelectDemonstrationsRequest(_message.Message):
     max_demonstrations: int
     method: str
     options: _struct_pb2.Struct
-    def __init__(self, query: _Optional[str] = ..., pool: _Optional[_Iterable[_Union[Demonstration, _Mapping]]] = ..., model: _Optional[str] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., max_demonstrations: _Optional[int] = ..., method: _Optional[str] = ..., options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    pool_name: str
+    seed: int
+    core_ids: _containers.RepeatedScalarFieldContainer[str]
+    order: DemonstrationOrder
+    compression: _containers.RepeatedCompositeFieldContainer[CompressionStage]
+    compress_above_tokens: int
+    template: str
+    def __init__(self, query: _Optional[str] = ..., pool: _Optional[_Iterable[_Union[Demonstration, _Mapping]]] = ..., model: _Optional[str] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., max_demonstrations: _Optional[int] = ..., method: _Optional[str] = ..., options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., pool_name: _Optional[str] = ..., seed: _Optional[int] = ..., core_ids: _Optional[_Iterable[str]] = ..., order: _Optional[_Union[DemonstrationOrder, str]] = ..., compression: _Optional[_Iterable[_Union[CompressionStage, _Mapping]]] = ..., compress_above_tokens: _Optional[int] = ..., template: _Optional[str] = ...) -> None: ...
 
 class SelectDemonstrationsResponse(_message.Message):
-    __slots__ = ("demonstrations", "prompt", "original_tokens", "selected_tokens", "request_id")
+    __slots__ = ("demonstrations", "prompt", "original_tokens", "selected_tokens", "request_id", "stable_prefix_tokens", "budget_tokens", "method", "model", "tokenizer", "details", "scores", "compressed_ids", "core_count", "latency_ms", "tokenizer_fallback")
     DEMONSTRATIONS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     ORIGINAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
     SELECTED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STABLE_PREFIX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZER_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    COMPRESSED_IDS_FIELD_NUMBER: _ClassVar[int]
+    CORE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZER_FALLBACK_FIELD_NUMBER: _ClassVar[int]
     demonstrations: _containers.RepeatedCompositeFieldContainer[Demonstration]
     prompt: str
     original_tokens: int
     selected_tokens: int
     request_id: str
-    def __init__(self, demonstrations: _Optional[_Iterable[_Union[Demonstration, _Mapping]]] = ..., prompt: _Optional[str] = ..., original_tokens: _Optional[int] = ..., selected_tokens: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    stable_prefix_tokens: int
+    budget_tokens: int
+    method: str
+    model: str
+    tokenizer: str
+    details: _struct_pb2.Struct
+    scores: _containers.RepeatedScalarFieldContainer[float]
+    compressed_ids: _containers.RepeatedScalarFieldContainer[str]
+    core_count: int
+    latency_ms: float
+    tokenizer_fallback: bool
+    def __init__(self, demonstrations: _Optional[_Iterable[_Union[Demonstration, _Mapping]]] = ..., prompt: _Optional[str] = ..., original_tokens: _Optional[int] = ..., selected_tokens: _Optional[int] = ..., request_id: _Optional[str] = ..., stable_prefix_tokens: _Optional[int] = ..., budget_tokens: _Optional[int] = ..., method: _Optional[str] = ..., model: _Optional[str] = ..., tokenizer: _Optional[str] = ..., details: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., scores: _Optional[_Iterable[float]] = ..., compressed_ids: _Optional[_Iterable[str]] = ..., core_count: _Optional[int] = ..., latency_ms: _Optional[float] = ..., tokenizer_fallback: _Optional[bool] = ...) -> None: ...
+
+class IndexDemonstrationsRequest(_message.Message):
+    __slots__ = ("pool", "demonstrations", "delete_ids")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    DEMONSTRATIONS_FIELD_NUMBER: _ClassVar[int]
+    DELETE_IDS_FIELD_NUMBER: _ClassVar[int]
+    pool: str
+    demonstrations: _containers.RepeatedCompositeFieldContainer[Demonstration]
+    delete_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, pool: _Optional[str] = ..., demonstrations: _Optional[_Iterable[_Union[Demonstration, _Mapping]]] = ..., delete_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class IndexDemonstrationsResponse(_message.Message):
+    __slots__ = ("upserted", "deleted", "size")
+    UPSERTED_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    upserted: int
+    deleted: int
+    size: int
+    def __init__(self, upserted: _Optional[int] = ..., deleted: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
 
 class GenerationOptions(_message.Message):
     __slots__ = ("max_tokens", "temperature", "top_p", "stop")
@@ -203,7 +272,7 @@ class GenerationOptions(_message.Message):
     def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("query", "documents", "model", "budget", "method", "pipeline", "system_prompt", "demonstrations", "generation", "fallback", "template", "collection", "retrieve_top_k")
+    __slots__ = ("query", "documents", "model", "budget", "method", "pipeline", "system_prompt", "demonstrations", "generation", "fallback", "template", "collection", "retrieve_top_k", "select_demonstrations")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -217,6 +286,7 @@ class GenerateRequest(_message.Message):
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     RETRIEVE_TOP_K_FIELD_NUMBER: _ClassVar[int]
+    SELECT_DEMONSTRATIONS_FIELD_NUMBER: _ClassVar[int]
     query: str
     documents: _containers.RepeatedCompositeFieldContainer[Document]
     model: str
@@ -230,7 +300,8 @@ class GenerateRequest(_message.Message):
     template: str
     collection: str
     retrieve_top_k: int
-    def __init__(self, query: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., model: _Optional[str] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., method: _Optional[str] = ..., pipeline: _Optional[_Iterable[_Union[CompressionStage, _Mapping]]] = ..., system_prompt: _Optional[str] = ..., demonstrations: _Optional[_Iterable[_Union[Demonstration, _Mapping]]] = ..., generation: _Optional[_Union[GenerationOptions, _Mapping]] = ..., fallback: _Optional[_Union[FallbackPolicy, str]] = ..., template: _Optional[str] = ..., collection: _Optional[str] = ..., retrieve_top_k: _Optional[int] = ...) -> None: ...
+    select_demonstrations: SelectDemonstrationsRequest
+    def __init__(self, query: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., model: _Optional[str] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., method: _Optional[str] = ..., pipeline: _Optional[_Iterable[_Union[CompressionStage, _Mapping]]] = ..., system_prompt: _Optional[str] = ..., demonstrations: _Optional[_Iterable[_Union[Demonstration, _Mapping]]] = ..., generation: _Optional[_Union[GenerationOptions, _Mapping]] = ..., fallback: _Optional[_Union[FallbackPolicy, str]] = ..., template: _Optional[str] = ..., collection: _Optional[str] = ..., retrieve_top_k: _Optional[int] = ..., select_demonstrations: _Optional[_Union[SelectDemonstrationsRequest, _Mapping]] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("prompt_tokens", "completion_tokens", "original_prompt_tokens", "cached_prompt_tokens")
@@ -255,7 +326,7 @@ class Cost(_message.Message):
     def __init__(self, cost_usd: _Optional[float] = ..., original_cost_usd: _Optional[float] = ..., saved_usd: _Optional[float] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
-    __slots__ = ("text", "model", "fell_back", "fallback_reason", "usage", "cost", "compression", "request_id")
+    __slots__ = ("text", "model", "fell_back", "fallback_reason", "usage", "cost", "compression", "request_id", "demonstrations")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     FELL_BACK_FIELD_NUMBER: _ClassVar[int]
@@ -264,6 +335,7 @@ class GenerateResponse(_message.Message):
     COST_FIELD_NUMBER: _ClassVar[int]
     COMPRESSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DEMONSTRATIONS_FIELD_NUMBER: _ClassVar[int]
     text: str
     model: str
     fell_back: bool
@@ -272,7 +344,8 @@ class GenerateResponse(_message.Message):
     cost: Cost
     compression: CompressResponse
     request_id: str
-    def __init__(self, text: _Optional[str] = ..., model: _Optional[str] = ..., fell_back: _Optional[bool] = ..., fallback_reason: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost: _Optional[_Union[Cost, _Mapping]] = ..., compression: _Optional[_Union[CompressResponse, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    demonstrations: SelectDemonstrationsResponse
+    def __init__(self, text: _Optional[str] = ..., model: _Optional[str] = ..., fell_back: _Optional[bool] = ..., fallback_reason: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost: _Optional[_Union[Cost, _Mapping]] = ..., compression: _Optional[_Union[CompressResponse, _Mapping]] = ..., request_id: _Optional[str] = ..., demonstrations: _Optional[_Union[SelectDemonstrationsResponse, _Mapping]] = ...) -> None: ...
 
 class GenerateStreamRequest(_message.Message):
     __slots__ = ("request",)

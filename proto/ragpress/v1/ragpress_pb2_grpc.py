@@ -73,6 +73,11 @@ class RagpressServiceStub:
                 request_serializer=ragpress_dot_v1_dot_ragpress__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=ragpress_dot_v1_dot_ragpress__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
+        self.IndexDemonstrations = channel.unary_unary(
+                '/ragpress.v1.RagpressService/IndexDemonstrations',
+                request_serializer=ragpress_dot_v1_dot_ragpress__pb2.IndexDemonstrationsRequest.SerializeToString,
+                response_deserializer=ragpress_dot_v1_dot_ragpress__pb2.IndexDemonstrationsResponse.FromString,
+                _registered_method=True)
 
 
 class RagpressServiceServicer:
@@ -132,6 +137,13 @@ class RagpressServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IndexDemonstrations(self, request, context):
+        """Adds, replaces or deletes demonstrations of a named pool (per tenant).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RagpressServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +181,11 @@ def add_RagpressServiceServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=ragpress_dot_v1_dot_ragpress__pb2.GetUsageRequest.FromString,
                     response_serializer=ragpress_dot_v1_dot_ragpress__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'IndexDemonstrations': grpc.unary_unary_rpc_method_handler(
+                    servicer.IndexDemonstrations,
+                    request_deserializer=ragpress_dot_v1_dot_ragpress__pb2.IndexDemonstrationsRequest.FromString,
+                    response_serializer=ragpress_dot_v1_dot_ragpress__pb2.IndexDemonstrationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -364,6 +381,33 @@ class RagpressService:
             '/ragpress.v1.RagpressService/GetUsage',
             ragpress_dot_v1_dot_ragpress__pb2.GetUsageRequest.SerializeToString,
             ragpress_dot_v1_dot_ragpress__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IndexDemonstrations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragpress.v1.RagpressService/IndexDemonstrations',
+            ragpress_dot_v1_dot_ragpress__pb2.IndexDemonstrationsRequest.SerializeToString,
+            ragpress_dot_v1_dot_ragpress__pb2.IndexDemonstrationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

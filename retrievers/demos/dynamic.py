@@ -1,0 +1,76 @@
+"""``dynamic``: as many demonstrations as the input needs. Its nearest neighbours vote
+(weighted by similarity) on the label (or, without labels, on the output); when the
+majority's share reaches ``agreement`` the input is easy and ``min_demonstrations``
+of the nearest suffice, otherwise it gets all ``k``. The result says why.
+
+DynaICL (Zhou et al. 2023) learns the number per input and saved up to 46% of
+demonstration tokens; neighbour agreement is a training-free proxy for the same
+"how hard is this input" signal (kNN confidence). The defaults were chosen on the
+training pools by cross-validation (``bench/demonstrations.py --tune-dynamic``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from middleware.errors import InvalidArgument
+from middleware.options import parse_options
+from retrievers.demos.base import Selection, SelectionJob, Strategy
+from retrievers.demos.registry import register
+
+
+@dataclass(frozen=True)
+class DynamicOptions:
+    # Share of the neighbours' (similarity-weighted) vote the majority needs for "easy".
+    agreement: float = 0.8
+    # Demonstrations an easy input gets (the nearest ones).
+    min_demonstrations: int = 1
+    # Neighbours that vote (0: k).
+    neighbours: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.agreement <= 1.0:
+            raise InvalidArgument(f"method 'dynamic': option 'agreement' must be in (0, 1], got {self.agreement}")
+        if self.min_demonstrations < 0 or self.neighbours < 0:
+            raise InvalidArgument("method 'dynamic': options 'min_demonstrations' and 'neighbours' must be >= 0")
+
+
+def vote(labels: list[str], weights: list[float]) -> tuple[str, float]:
+    """The majority label and its share of the total weight (weights below 0 count as 0)."""
+    totals: dict[str, float] = {}
+    for label, w in zip(labels, weights):
+        totals[label] = totals.get(label, 0.0) + max(0.0, w)
+    if not totals:
+        return "", 0.0
+    best = min(totals, key=lambda lab: (-totals[lab], lab))
+    whole = sum(totals.values())
+    return best, (totals[best] / whole if whole > 0 else 1.0 / len(totals))
+
+
+class Dynamic(Strategy):
+    def __init__(self, options: DynamicOptions) -> None:
+        self.options = options
+
+    def select(self, job: SelectionJob) -> Selection:
+        voters = self.options.neighbours or job.k
+        ranked = job.pool.nearest(job.vector, max(job.depth, voters), exclude=job.exclude)
+        top = ranked[:voters]
+        if not top:
+            return Selection((), job.k, {"reason": "the pool has no candidates"})
+        demos = job.pool.get([c.id for c in top])
+        labels = [d.label or d.output for d in demos]
+        majority, share = vote(labels, [c.score for c in top])
+        easy = share >= self.options.agreement and len(top) > 1
+        limit = min(job.k, self.options.min_demonstrations) if easy else job.k
+        reason = (f"{len(top)} nearest neighbours agree on {majority!r} (share {share:.2f} >= "
+                  f"{self.options.agreement}): {limit} demonstration(s)" if easy else
+                  f"{len(top)} nearest neighbours disagree (majority {majority!r}, share {share:.2f} < "
+                  f"{self.options.agreement}): all {limit}")
+        return Selection(tuple(ranked[:job.depth]), limit,
+                         {"agreement": round(share, 4), "majority": majority, "voters": len(top), "easy": easy,
+                          "wanted": limit, "reason": reason})
+
+
+@register("dynamic", "as many demonstrations as the input needs: fewer when its neighbours agree")
+def _factory(options: Mapping[str, Any]) -> Strategy:
+    return Dynamic(parse_options(DynamicOptions, options, "dynamic"))
