@@ -35,7 +35,7 @@ OPEN, CLOSE = "<ragpress:keep>", "</ragpress:keep>"
 _MARKER = re.compile(re.escape(OPEN) + "|" + re.escape(CLOSE))
 EDGE_PUNCT = "\"'“”‘’«»()[]{}<>,.;:!?¡¿—–-…*_`"
 _IDENT = re.compile(r"[_/@#\\]|::|[a-z][A-Z]|^[A-Z]{2,}\W*$|[$€£¥%]")
-_CONNECTORS = frozenset("of the de da del der den van von la le du di y and & bin al el st. upon on".split())
+_CONNECTORS = frozenset("of the de da del der den van von la le du di y and & bin al el upon".split())
 # Capitalised words that open sentences without naming anything.
 _OPENERS = STOPWORDS | frozenset(
     "also although however however, many most some such there these this those while yet "

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from compressors import context, head, keep, lexical, packing, registry, units, wordfit, words as wordsmod
+from compressors.wordstats import load_counts
 from compressors.base import CompressionJob, Compressor, StageOutput
 from middleware.errors import InternalError, InvalidArgument
 from middleware.models import ModelRegistry
@@ -38,8 +39,9 @@ class PruneOptions:
     # A registered method run first at coarse_ratio x the budget ("none": score every word).
     coarse: str = "extractive"
     coarse_ratio: float = 2.0
-    # Weight of the sentence's relevance (log-probability from the extractive head) in a word's priority.
-    relevance_weight: float = 1.0
+    # Weight of the sentence's relevance (log-probability from the extractive head) in a word's priority
+    # (chosen on the training files: bench/results/tokens_tune_*.json; 2-8 were within a question of each other).
+    relevance_weight: float = 4.0
     # Bonus for words of the question (the reader sees the question anyway: 0 by default).
     question_weight: float = 0.0
     # Regular expressions and literal terms (case-insensitive) whose words are force-kept.
@@ -92,7 +94,9 @@ class WordPruner(Compressor):
         kept = {d.id: d.text for d in clean}
         total = context.count(clean, fmt, tok)
         coarse_budget = max(job.budget_tokens, int(job.budget_tokens * self.options.coarse_ratio))
-        if self.coarse is not None and total > coarse_budget:
+        # The coarse step runs whenever anything must go: even under coarse_budget it drops
+        # what is hopeless (extractive's budget is a ceiling, not a quota).
+        if self.coarse is not None and total > job.budget_tokens:
             out = self.coarse.compress(CompressionJob(job.query, clean, coarse_budget, tok, fmt))
             kept = {d.id: d.text for d in out.documents}
             stages.append(_stage(self.options.coarse, coarse_budget, total, context.count(out.documents, fmt, tok),
@@ -106,7 +110,10 @@ class WordPruner(Compressor):
         if fine_in <= job.budget_tokens:
             docs, details = whole, {"words_kept": int(sum(int(p.allowed.sum()) for p in prepared))}
         else:
-            docs, details = wordfit.fit(job, self._keyed(job, clean, prepared))
+            relevance = self._relevance(job, clean)
+            info_z = self.info_z(job, prepared, self.information(job, prepared))
+            keyed = self.refine(job, prepared, relevance, info_z, self.keyed(job, prepared, relevance, info_z))
+            docs, details = wordfit.fit(job, keyed)
         stages.append(_stage(self.name, job.budget_tokens, fine_in, context.count(docs, fmt, tok), fine_started))
         details.update(stages=stages, coarse_budget=coarse_budget if self.coarse is not None else None,
                        protected_spans=sum(len(m.protected) for m in marks))
@@ -128,33 +135,45 @@ class WordPruner(Compressor):
                 allowed[:] = True  # the coarse step cut a JSON document by lines: the fine step decides
         return Prepared(doc, words, allowed | inviolable, inviolable)
 
-    def _keyed(self, job: CompressionJob, clean: tuple[Document, ...], prepared: list[Prepared]) -> list[wordfit.DocWords]:
-        info = self.information(job, prepared)
-        relevance = self._relevance(job, clean)
-        question = set(lexical.tokenize(job.query))
-        o = self.options
+    def refine(self, job: CompressionJob, prepared: list[Prepared], relevance: dict, info_z: list[np.ndarray],
+               keyed: list[wordfit.DocWords]) -> list[wordfit.DocWords]:
+        """A second look at the words near the cut (``tokens`` scores them with the LM); none here."""
+        return keyed
+
+    def info_z(self, job: CompressionJob, prepared: Sequence[Prepared], info: Sequence[np.ndarray],
+               among: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Information per target-model token, z-scored over the free words (or those in ``among``)."""
         density = []
         for p, inf in zip(prepared, info):
             cost = np.array([max(1, job.tokenizer.count(p.words.word(i))) for i in range(len(p.words))], dtype=np.float64)
             density.append(np.asarray(inf, dtype=np.float64) / cost)
-        free = [p.allowed & (p.words.role == wordsmod.FREE) for p in prepared]
-        pool = np.concatenate([d[f] for d, f in zip(density, free)]) if prepared else np.zeros(0)
+        among = among if among is not None else [p.allowed & (p.words.role == wordsmod.FREE) for p in prepared]
+        pool = np.concatenate([d[m] for d, m in zip(density, among)]) if prepared else np.zeros(0)
         mu, sd = (float(pool.mean()), float(pool.std()) or 1.0) if pool.size else (0.0, 1.0)
+        return [(d - mu) / sd for d in density]
+
+    def keyed(self, job: CompressionJob, prepared: list[Prepared], relevance: dict,
+              info_z: list[np.ndarray]) -> list[wordfit.DocWords]:
+        """Each word's priority (see the module docstring) from its information and its sentence."""
+        question = set(lexical.tokenize(job.query))
+        o = self.options
         out = []
-        for p, dens, f in zip(prepared, density, free):
+        for p, z in zip(prepared, info_z):
+            f = p.allowed & (p.words.role == wordsmod.FREE)
             spans_, probs = relevance[p.doc.id]
-            sent = np.clip(np.searchsorted(np.array([s.start for s in spans_], dtype=np.int64), p.words.starts, "right") - 1,
-                           0, max(0, len(spans_) - 1))
+            sent = sentence_of(p, spans_)
             rel = np.log(np.asarray(probs, dtype=np.float64)[sent] + 0.01) if len(spans_) else np.zeros(len(p.words))
             inq = np.array([bool(question) and keep.word_key(p.words.word(i)) in question for i in range(len(p.words))])
-            key = (dens - mu) / sd + o.relevance_weight * rel + o.question_weight * inq
+            key = z + o.relevance_weight * rel + o.question_weight * inq
             key = _atoms_by_mean(p.words, key, f)
             forced = keep.forced(p.words, self.pattern) & f
             plain = f & ~forced
             best = np.full(len(spans_) or 1, -np.inf)
             np.maximum.at(best, sent[plain], key[plain])
-            # Within a sentence, forced words rank just above its best word, the more informative first.
-            lift = 1e-3 + 1e-4 * np.tanh((dens - mu) / sd)
+            # Within a sentence, forced words rank just above its best word: figures first (the
+            # commonest answers), then the more informative, words the question already has last.
+            digits = np.array([any(c.isdigit() for c in p.words.word(i)) for i in range(len(p.words))])
+            lift = 1e-3 + 1e-4 * np.tanh(z) + 2e-4 * digits - 2e-4 * inq
             key = np.where(forced, np.where(np.isfinite(best[sent]), best[sent], key + 3.0) + lift, key)
             structural = p.words.role == wordsmod.FORCED
             if structural.any():
@@ -178,6 +197,19 @@ class WordPruner(Compressor):
             out[d.id] = (spans_, prob[at:at + len(spans_)])
             at += len(spans_)
         return out
+
+
+def corpus_information(docs: Sequence[Prepared]) -> list[np.ndarray]:
+    """Each allowed word's self-information in the reference corpus (``compressors/wordstats.py``)."""
+    info = load_counts().information
+    return [np.array([info(keep.word_key(p.words.word(i))) if p.allowed[i] else 0.0 for i in range(len(p.words))])
+            for p in docs]
+
+
+def sentence_of(p: Prepared, spans_: Sequence[units.Span]) -> np.ndarray:
+    """The index of each word's sentence (``units.split`` spans of the document)."""
+    starts = np.array([s.start for s in spans_], dtype=np.int64)
+    return np.clip(np.searchsorted(starts, p.words.starts, "right") - 1, 0, max(0, len(spans_) - 1))
 
 
 def _stage(method: str, budget: int, before: int, after: int, started: float) -> dict[str, Any]:

@@ -26,29 +26,42 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from compressors import words as wordsmod
+from compressors import wordfit, words as wordsmod
 from compressors.base import CompressionJob, Compressor, parse_options
-from compressors.pruning import Prepared, PruneOptions, WordPruner
+from compressors.pruning import Prepared, PruneOptions, WordPruner, corpus_information, sentence_of
 from compressors.registry import register
 from middleware.errors import InvalidArgument
 from middleware.models import ModelRegistry
 
 PROMPT = "Question: {question}\nPassages that answer it:\n"
 NO_QUESTION = "Passages:\n"
+CONDITIONS = ("question", "none", "contrastive")
 
 
 @dataclass(frozen=True)
 class TokensOptions(PruneOptions):
     # The scoring model, a local one ("local/<name>"); "" is the service's local_model setting.
     scorer: str = ""
+    # What the LM's scores are conditioned on: "question" (the question in the prefix),
+    # "none" (a fixed prefix: plain self-information, its KV computed once per process), or
+    # "contrastive" (none, plus how much more likely the question makes each word; two passes).
+    condition: str = "question"
+    # The LM scores the sentences holding words near the cut (priority within ``margin`` of it,
+    # nearest first), at most ``lm_words`` words; corpus statistics rank the others.
+    lm_words: int = 160
+    margin: float = 3.0
     # LM tokens per scored window, and padded tokens per batched forward pass.
     window: int = 256
     batch_tokens: int = 1024
 
     def check(self, method: str) -> None:
         super().check(method)
+        if self.condition not in CONDITIONS:
+            raise InvalidArgument(f"method {method!r}: condition must be one of {CONDITIONS}, got {self.condition!r}")
         if self.scorer and not self.scorer.startswith("local/"):
             raise InvalidArgument(f"method {method!r}: scorer must be a local model ('local/<name>'), got {self.scorer!r}")
+        if not 0 <= self.lm_words <= 100_000 or not 0.0 <= self.margin <= 100.0:
+            raise InvalidArgument(f"method {method!r}: lm_words must be in [0, 100000] and margin in [0, 100]")
         if not 16 <= self.window <= 4096 or not 16 <= self.batch_tokens <= 65536:
             raise InvalidArgument(f"method {method!r}: window must be in [16, 4096] and batch_tokens in [16, 65536]")
 
@@ -70,26 +83,85 @@ class TokensCompressor(WordPruner):
         return self._runtime
 
     def information(self, job: CompressionJob, docs: Sequence[Prepared]) -> list[np.ndarray]:
-        from middleware.llm.scoring import segment_logprobs
+        """The first ranking: corpus statistics (as ``tokens-lite``); :meth:`refine` brings in the LM."""
+        return corpus_information(docs)
 
+    def refine(self, job: CompressionJob, prepared: list[Prepared], relevance: dict, info_z: list[np.ndarray],
+               keyed: list[wordfit.DocWords]) -> list[wordfit.DocWords]:
+        """Re-rank the words near the cut by the LM: their sentences are scored, and within them
+        LM information replaces corpus information (rescaled to the same mean and spread, so the
+        region keeps its place and only the order inside it follows the LM)."""
+        o = self.options
+        free = [p.allowed & (p.words.role == wordsmod.FREE) & ~p.inviolable for p in prepared]
+        masks = wordfit.select(job, keyed)
+        kept = np.concatenate([k.key[f & m] for k, f, m in zip(keyed, free, masks)])
+        dropped = np.concatenate([k.key[f & ~m] for k, f, m in zip(keyed, free, masks)])
+        if dropped.size == 0 or o.lm_words == 0:  # type: ignore[attr-defined]
+            return keyed
+        cut = (dropped.max() + (kept.min() if kept.size else dropped.max())) / 2
+        near = []  # (distance to the cut, document, sentence, words)
+        sents = [sentence_of(p, relevance[p.doc.id][0]) for p in prepared]
+        for d, (k, f, sent) in enumerate(zip(keyed, free, sents)):
+            dist = np.abs(k.key - cut)
+            for s in np.unique(sent[f]).tolist():
+                members = f & (sent == s)
+                near.append((float(dist[members].min()), d, s, int(members.sum())))
+        chosen = [np.zeros(len(p.words), dtype=bool) for p in prepared]
+        total = 0
+        for dist, d, s, n in sorted(near):
+            if dist > o.margin or total + n > o.lm_words:  # type: ignore[attr-defined]
+                break
+            chosen[d] |= free[d] & (sents[d] == s)
+            total += n
+        if total == 0:
+            return keyed
+        lm = self.lm_information(job, [Prepared(p.doc, p.words, c, p.inviolable) for p, c in zip(prepared, chosen)])
+        lm_z = self.info_z(job, prepared, lm, among=chosen)
+        old = np.concatenate([z[c] for z, c in zip(info_z, chosen)])
+        mu, sd = float(old.mean()), float(old.std()) or 1.0
+        mixed = [np.where(c, mu + sd * l, z) for z, l, c in zip(info_z, lm_z, chosen)]
+        return self.keyed(job, prepared, relevance, mixed)
+
+    def lm_information(self, job: CompressionJob, docs: Sequence[Prepared]) -> list[np.ndarray]:
+        """Each allowed word's surprisal under the LM (see ``condition``); documents without
+        allowed words cost nothing."""
         runtime = self.runtime()
         tok = runtime.model.tokenizer
-        prompt = PROMPT.format(question=" ".join(job.query.split())) if job.query.strip() else NO_QUESTION
-        prefix = tok.encode(prompt, add_special_tokens=False)
         window = self.options.window  # type: ignore[attr-defined]
         segments: list[list[int]] = []
         owners: list[tuple[int, np.ndarray]] = []  # (document, word index of each token of the segment)
         for d, p in enumerate(docs):
+            if not p.allowed.any():
+                continue
             ids, word_of = _tokens_to_words(tok, p)
             for lo in range(0, len(ids), window):
                 segments.append(ids[lo:lo + window])
                 owners.append((d, word_of[lo:lo + window]))
-        logprobs = segment_logprobs(runtime.model, prefix, segments, lock=runtime.step_lock,
-                                    batch_tokens=self.options.batch_tokens)  # type: ignore[attr-defined]
+        condition = self.options.condition  # type: ignore[attr-defined]
+        question = " ".join(job.query.split())
+        if condition == "question" and question:
+            return self._per_word(docs, owners, self._surprisal(runtime, PROMPT.format(question=question), segments))
+        plain = self._surprisal(runtime, NO_QUESTION, segments)
+        if condition == "contrastive" and question:
+            gain = [p - q for p, q in zip(plain, self._surprisal(runtime, PROMPT.format(question=question), segments))]
+            plain = [p + g for p, g in zip(plain, gain)]
+        return self._per_word(docs, owners, plain)
+
+    def _surprisal(self, runtime: Any, prompt: str, segments: list[list[int]]) -> list[np.ndarray]:
+        from middleware.llm.scoring import segment_logprobs
+
+        prefix = runtime.model.tokenizer.encode(prompt, add_special_tokens=False)
+        lps = segment_logprobs(runtime.model, prefix, segments, lock=runtime.step_lock,
+                               batch_tokens=self.options.batch_tokens)  # type: ignore[attr-defined]
+        return [-lp.astype(np.float64) for lp in lps]
+
+    @staticmethod
+    def _per_word(docs: Sequence[Prepared], owners: list[tuple[int, np.ndarray]],
+                  surprisal: list[np.ndarray]) -> list[np.ndarray]:
         out = [np.zeros(len(p.words), dtype=np.float64) for p in docs]
-        for (d, word_of), lp in zip(owners, logprobs):
+        for (d, word_of), s in zip(owners, surprisal):
             valid = word_of >= 0
-            out[d] += np.bincount(word_of[valid], weights=-lp[valid].astype(np.float64), minlength=len(out[d]))
+            out[d] += np.bincount(word_of[valid], weights=s[valid], minlength=len(out[d]))
         return out
 
 

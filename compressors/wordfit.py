@@ -113,6 +113,22 @@ class _Plan:
 
 def fit(job: CompressionJob, docs: Sequence[DocWords]) -> tuple[tuple[Document, ...], dict]:
     """The documents made of the best words that fit ``job.budget_tokens``, and statistics."""
+    plan, included, used, tries = _choose(job, docs)
+    result = plan.documents(included)
+    kept_words = sum(int(m.sum()) for m in plan.masks(included))
+    return result, {"words_total": int(sum(len(d.words) for d in docs)),
+                    "words_in": int(sum(int(d.allowed.sum()) for d in docs)),
+                    "words_kept": kept_words, "fill": round(used / job.budget_tokens, 4) if job.budget_tokens else 0.0,
+                    "slack_fill_tries": tries}
+
+
+def select(job: CompressionJob, docs: Sequence[DocWords]) -> list[np.ndarray]:
+    """Per document, the words :func:`fit` keeps (a boolean mask)."""
+    plan, included, _, _ = _choose(job, docs)
+    return plan.masks(included)
+
+
+def _choose(job: CompressionJob, docs: Sequence[DocWords]) -> tuple[_Plan, np.ndarray, int, int]:
     plan = _Plan(docs)
     fmt, budget = job.context_format, job.budget_tokens
 
@@ -151,9 +167,4 @@ def fit(job: CompressionJob, docs: Sequence[DocWords]) -> tuple[tuple[Document, 
             used = trial
         else:
             included[e] = False
-    result = plan.documents(included)
-    kept_words = sum(int(m.sum()) for m in plan.masks(included))
-    return result, {"words_total": int(sum(len(d.words) for d in docs)),
-                    "words_in": int(sum(int(d.allowed.sum()) for d in docs)),
-                    "words_kept": kept_words, "fill": round(used / budget, 4) if budget else 0.0,
-                    "slack_fill_tries": tries}
+    return plan, included, used, tries
