@@ -20,10 +20,11 @@ atom, its string values' words are free; list markers and table pipes depend on
 the words of their item or table (kept exactly when one of those is kept).
 
 :func:`join` is the one place kept words become text again: adjacent words keep
-the original whitespace; across a gap, a newline if the gap had one, a space if
-both sides had one, and nothing for text without spaces, except that two
-letters or digits of spaced scripts are never glued together ("2020年5月" with
-"年" dropped gives "2020 5月", not "20205月").
+the original whitespace; across a gap, a newline if the gap had one, else a space,
+except between two characters of a script without spaces (nothing) and against
+the quotes of a JSON string (nothing unless both sides had a space). So two
+words of spaced scripts are never glued together ("2020年5月" with "年" dropped
+gives "2020 5月", not "20205月"), and the output splits into the same words.
 """
 
 from __future__ import annotations
@@ -223,8 +224,13 @@ def _empty(n: int):
 
 
 def _glue(left: str, right: str) -> bool:
-    """Would putting these two characters side by side fuse two words of a spaced script?"""
-    return left.isalnum() and right.isalnum() and not _HAS_NOSPACE.match(left) and not _HAS_NOSPACE.match(right)
+    """Would putting these two characters side by side make one word of two (neither is of a
+    script without spaces, so nothing would tell them apart)?"""
+    return not (_HAS_NOSPACE.match(left) or _HAS_NOSPACE.match(right) or left.isspace() or right.isspace())
+
+
+def _quote(words: Words, i: int) -> bool:
+    return bool(words.role[i] == FORCED) and words.ends[i] - words.starts[i] == 1 and words.text[words.starts[i]] == '"'
 
 
 def join(words: Words, keep: np.ndarray) -> str:
@@ -252,10 +258,12 @@ def join_with_offsets(words: Words, keep: np.ndarray) -> tuple[str, np.ndarray]:
                 after_ws = text[ends[prev]].isspace()
                 if "\n" in gap and (before_ws or after_ws):
                     sep = "\n\n" if "\n\n" in gap else "\n"
-                elif before_ws and after_ws:
+                elif _quote(words, prev) or _quote(words, i):
+                    sep = " " if before_ws and after_ws else ""  # inside a JSON string, against its quote
+                elif _glue(text[ends[prev] - 1], text[starts[i]]) or (before_ws or after_ws):
                     sep = " "
                 else:
-                    sep = " " if _glue(text[ends[prev] - 1], text[starts[i]]) else ""
+                    sep = ""
             out.append(sep)
             length += len(sep)
         at[k] = length

@@ -67,6 +67,12 @@ def test_joining_never_fuses_two_numbers_or_words():
     w = words.structure(text)
     assert [w.word(i) for i in range(len(w))] == ["2020", "年", "5", "月", "に"]
     assert words.join(w, np.array([0, 2, 3])) == "2020 5月"
+    # Dropping the katakana between "(" and "×" must not make a new word "(×," (HotpotQA dev, "Romeo × Juliet").
+    text = "Romeo × Juliet (ロミオ×ジュリエット , Romio to Jurietto )"
+    w = words.structure(text)
+    keep_ = np.array([i for i in range(len(w)) if w.word(i) not in ("ロミオ", "ジュリエット")])
+    out = words.join(w, keep_)
+    assert out == "Romeo × Juliet ( × , Romio to Jurietto )" and is_made_of_source_words(out, text)
     w = words.structure("alpha (beta) gamma\n\ndelta")
     assert words.join(w, np.array([0, 2])) == "alpha gamma"
     assert words.join(w, np.array([0, 3])) == "alpha\n\ndelta"
@@ -318,7 +324,7 @@ def test_tokens_scores_every_word_and_meets_the_budget(lm_engine):
     prepared = Prepared(Document(id="c", text=CJK, title="東京"), w, np.ones(len(w), bool), np.zeros(len(w), bool))
     from compressors.base import CompressionJob
 
-    info = method.information(CompressionJob("q", (prepared.doc,), 10, lm_engine.models.tokenizers.get("gpt-4o")),
+    info = method.lm_information(CompressionJob("q", (prepared.doc,), 10, lm_engine.models.tokenizers.get("gpt-4o")),
                               [prepared])[0]
     assert (info > 0).all()  # every word, CJK characters and emoji included, got its tokens' scores
 
