@@ -94,19 +94,27 @@ def run(engine, method, options, budget_of, pairs):
         rows.append({"id": line["id"], "answer": kept_any(gold["answers"], res.context), "budget": budget,
                      "original": original, "tokens": res.compressed_tokens,
                      "corrupted": corrupted_numbers(res.context, source),
-                     "verbatim": verbatim_words(res.documents, req.documents), "wall_ms": wall, "cpu_ms": cpu,
-                     "stages": [dict(s.details).get("stages") for s in res.stages]})
+                     "verbatim": verbatim_words(res.documents, req.documents), "wall_ms": round(wall, 1),
+                     "cpu_ms": round(cpu, 1), "word_step": _word_step(res, budget)})
     return rows
+
+
+def _word_step(res, budget: int) -> bool:
+    """Did a word step have more than the budget to prune (so that its fill is its own doing)?"""
+    steps = dict(res.stages[0].details).get("stages") or []
+    return bool(steps) and steps[-1]["input_tokens"] > budget
 
 
 def summarise(rows):
     answers = [r["answer"] for r in rows if r["answer"] is not None]
     fills = [r["tokens"] / r["budget"] for r in rows if r["original"] > r["budget"]]
+    pruned = sorted(r["tokens"] / r["budget"] for r in rows if r.get("word_step"))
     return {"questions": len(rows), "answer_kept": statistics.fmean(answers) if answers else None,
             "answer_questions": len(answers), "mean_tokens": statistics.fmean(r["tokens"] for r in rows),
             "mean_budget": statistics.fmean(r["budget"] for r in rows),
             "mean_fill": statistics.fmean(fills) if fills else None,
             "fill_p10": sorted(fills)[len(fills) // 10] if fills else None,
+            "word_step_outputs": len(pruned), "word_step_min_fill": pruned[0] if pruned else None,
             "over_budget": sum(r["tokens"] > r["budget"] for r in rows),
             "corrupted_numbers": sum(r["corrupted"] > 0 for r in rows),
             "not_verbatim": sum(not r["verbatim"] for r in rows),
