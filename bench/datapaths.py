@@ -12,6 +12,7 @@ README quotes. ``--out`` chooses the file explicitly.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -39,6 +40,19 @@ def existing(path: str | Path) -> Path:
                          f"Set {ENV} to the folder that holds hotpotqa/, nq/ and icl/ "
                          f"(now {data_dir()}), or give the file with --data PATH.")
     return path
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """A path as given when it exists, else the same path inside the data folder
+    (``"nq/nq_hybrid_dev.jsonl"``); a missing file exits with a message naming the variable."""
+    path = Path(name_or_path)
+    return path if path.exists() else existing(data_dir() / path)
+
+
+def read_rows(path: str | Path, limit: int | None = None) -> list[dict]:
+    """The JSON rows of a JSONL file (the first ``limit`` when given)."""
+    rows = [json.loads(line) for line in existing(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows[:limit] if limit else rows
 
 
 def results_path(name: str, subset: bool, out: str | None = None) -> Path:

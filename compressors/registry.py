@@ -25,20 +25,22 @@ class Method:
     name: str
     factory: Factory
     summary: str
+    # What the method keeps or drops whole: "sentence" (units.split units) or "word" (words.spans units).
+    unit: str = "sentence"
 
 
 _METHODS: dict[str, Method] = {}
 # Modules that register methods when imported; imported on first lookup so that
 # `import compressors` stays light.
-_BUILTIN_MODULES = ("compressors.extractive", "compressors.baselines")
+_BUILTIN_MODULES = ("compressors.extractive", "compressors.baselines", "compressors.tokens", "compressors.tokens_lite")
 _loaded = False
 
 
-def register(name: str, summary: str) -> Callable[[Factory], Factory]:
+def register(name: str, summary: str, unit: str = "sentence") -> Callable[[Factory], Factory]:
     def decorate(factory: Factory) -> Factory:
         if name in _METHODS:
             raise ValueError(f"method {name!r} is registered twice")
-        _METHODS[name] = Method(name, factory, summary)
+        _METHODS[name] = Method(name, factory, summary, unit)
         return factory
 
     return decorate

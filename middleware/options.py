@@ -51,7 +51,11 @@ def _check(method: str, key: str, hint: Any, value: Any) -> Any:
             return float(value)
         if kind is str and isinstance(value, str):
             return value
-    names = " or ".join("null" if k is type(None) else k.__name__ for k in allowed)
+        if typing.get_origin(kind) is tuple and isinstance(value, (list, tuple)) \
+                and all(isinstance(v, str) for v in value):
+            return tuple(value)  # lists of strings (JSON arrays, Struct list values)
+    names = " or ".join("null" if k is type(None) else "a list of strings" if typing.get_origin(k) is tuple
+                        else k.__name__ for k in allowed)
     raise InvalidArgument(f"method {method!r}: option {key!r} must be {names}, got {value!r}")
 
 

@@ -7,7 +7,7 @@ import functools
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from compressors import context, registry, units
+from compressors import context, registry, units, words
 from middleware.errors import InvalidArgument, UnknownName
 from middleware.types import Budget, CompressRequest, ContextFormat, Document, Stage
 
@@ -42,7 +42,14 @@ def is_made_of_source_units(kept: str, source: str) -> bool:
     return match(0, 0)
 
 
-def check_invariants(req: CompressRequest, res, tokenizer) -> None:
+def is_made_of_source_words(kept: str, source: str) -> bool:
+    """True when ``kept`` is source words (``words.spans``), verbatim and in order: its own
+    words are a subsequence of the source's (leftmost matching decides it for atomic pieces)."""
+    pieces = iter(source[a:b] for a, b in words.spans(source))
+    return all(any(p == w for p in pieces) for w in (kept[a:b] for a, b in words.spans(kept)))
+
+
+def check_invariants(req: CompressRequest, res, tokenizer, unit: str = "sentence") -> None:
     # The ceiling is never exceeded, counted exactly as reported.
     assert res.compressed_tokens <= res.budget_tokens
     assert tokenizer.count(res.context) == res.compressed_tokens
@@ -54,19 +61,24 @@ def check_invariants(req: CompressRequest, res, tokenizer) -> None:
     for d in res.documents:
         src = by_id[d.id][1]
         assert (d.title, dict(d.metadata)) == (src.title, dict(src.metadata))
-        assert is_made_of_source_units(d.text, src.text), (d.text, src.text)
+        made_of = is_made_of_source_words if unit == "word" else is_made_of_source_units
+        assert made_of(d.text, src.text), (d.text, src.text)
     assert set(res.dropped_ids) | {d.id for d in res.documents} == set(by_id)
     assert not set(res.dropped_ids) & {d.id for d in res.documents}
 
 
-@pytest.mark.parametrize("method", sorted(registry.methods()))
+# Methods that run the local LM have their own, smaller contract run (tests/test_token_pruning.py).
+FAST_METHODS = sorted(m for m in registry.methods() if m != "tokens")
+
+
+@pytest.mark.parametrize("method", FAST_METHODS)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pairs=DOCS, query=SENTENCE, budget=st.integers(min_value=1, max_value=400), fmt=FORMATS)
 def test_every_method_meets_the_contract(fast_engine, method, pairs, query, budget, fmt):
     req = CompressRequest(query=query, documents=_docs(pairs), budget=Budget(max_tokens=budget),
                           pipeline=(Stage(method),), context_format=fmt)
     res = fast_engine.pipeline.compress(req)
-    check_invariants(req, res, fast_engine.models.tokenizers.get(req.model))
+    check_invariants(req, res, fast_engine.models.tokenizers.get(req.model), registry.get(method).unit)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -158,6 +158,11 @@ class LocalRuntime:
             self.finished[finish] += 1
         return LocalGeneration(text, tuple(out), len(ids), cached, ttft, finish)
 
+    @property
+    def step_lock(self) -> threading.Lock:
+        """Held around every model forward: generation and scoring (``scoring.py``) take turns."""
+        return self._step
+
     def _forward(self, inp: Any, work: Any) -> Any:
         with self._step:
             return self.model.model(input_ids=inp, past_key_values=work, use_cache=True).logits[0, -1]
