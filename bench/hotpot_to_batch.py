@@ -1,9 +1,13 @@
-"""Converts HotpotQA JSONL (shared/data/hotpotqa) to the ragpress batch format.
+"""Converts question rows (the HotpotQA row format of shared/data) to the ragpress batch format.
 
     python bench/hotpot_to_batch.py IN.jsonl OUT.jsonl [--limit N] [--target-tokens 300]
 
 Each paragraph becomes a document (id "p<k>", title, sentences joined by spaces);
-the answer and supporting facts go to a side file OUT.gold.jsonl for scoring.
+the answer(s) and supporting facts go to a side file OUT.gold.jsonl for scoring.
+Rows of other data sets in the same format (shared/data/nq: one unsplit passage
+per "sentence", every accepted answer in ``answers``) convert the same way.
+
+Benchmarks find the data through one setting, :func:`data_path`.
 """
 
 from __future__ import annotations
@@ -11,7 +15,34 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 from pathlib import Path
+
+# Where the benchmarks' data sets live unless RAGPRESS_DATA says otherwise:
+# shared/data beside the repository root (worktrees have a shared/ symlink there).
+DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def data_path(*parts: str) -> Path:
+    """A path under the data folder (``RAGPRESS_DATA``, default ``../shared/data``); exits clearly if absent."""
+    root = Path(os.environ.get("RAGPRESS_DATA") or DEFAULT_DATA)
+    if not root.is_dir():
+        raise SystemExit(f"data folder {root} not found: set RAGPRESS_DATA to the folder that holds "
+                         "hotpotqa/ and nq/ (default: shared/data beside the repository root)")
+    path = root.joinpath(*parts)
+    if parts and not path.exists():
+        raise SystemExit(f"{path} not found under RAGPRESS_DATA={root}")
+    return path
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def resolve(name: str) -> Path:
+    """A --data argument: an existing path, else a path under the data folder."""
+    path = Path(name)
+    return path if path.exists() else data_path(name)
 
 
 def fold(question_id: str, folds: int = 5) -> int:
@@ -26,7 +57,8 @@ def convert(row: dict, target_tokens: int | None) -> tuple[dict, dict]:
     line = {"id": row["id"], "query": row["question"], "documents": docs}
     if target_tokens:
         line["target_tokens"] = target_tokens
-    gold = {"id": row["id"], "answer": row.get("answer", ""), "type": row.get("type", ""),
+    gold = {"id": row["id"], "answer": row.get("answer", ""), "answers": row.get("answers") or [row.get("answer", "")],
+            "type": row.get("type", ""),
             "supporting_facts": row.get("supporting_facts", []),
             "sentences": {title: [s.strip() for s in sents] for title, sents in row.get("context", [])}}
     return line, gold
@@ -39,7 +71,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--target-tokens", type=int, default=None)
     args = ap.parse_args()
-    rows = [json.loads(l) for l in Path(args.input).read_text(encoding="utf-8").splitlines() if l.strip()]
+    rows = read_rows(Path(args.input))
     rows = rows[: args.limit] if args.limit else rows
     out, gold = Path(args.output), Path(args.output).with_suffix(".gold.jsonl")
     with out.open("w", encoding="utf-8") as fo, gold.open("w", encoding="utf-8") as fg:

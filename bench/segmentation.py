@@ -17,16 +17,20 @@ needs only sentencex):
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data" / "hotpotqa" / "hotpot_retrieved_500.jsonl"
+sys.path.insert(0, str(HERE))
+DATA = ("hotpotqa", "hotpot_retrieved_500.jsonl")  # under RAGPRESS_DATA (default ../shared/data)
 
 
 def paragraphs() -> list[list[str]]:
     out = []
-    for line in DATA.read_text(encoding="utf-8").splitlines():
+    from hotpot_to_batch import data_path
+
+    for line in data_path(*DATA).read_text(encoding="utf-8").splitlines():
         for _, sents in json.loads(line).get("context", []):
             sents = [s.strip() for s in sents if s.strip()]
             if sents:
@@ -75,7 +79,7 @@ def splitters() -> dict:
 def main() -> None:
     paras = paragraphs()
     texts = [" ".join(p) for p in paras]
-    results = {"data": DATA.name, "paragraphs": len(paras), "splitters": {}}
+    results = {"data": DATA[-1], "paragraphs": len(paras), "splitters": {}}
     print("| splitter | boundary precision | boundary recall | ms per 10 paragraphs |")
     print("|---|---|---|---|")
     for name, split in splitters().items():
