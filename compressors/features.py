@@ -148,20 +148,14 @@ def prepare(job: CompressionJob, seg: packing.Segmented, embed: Callable[[list[s
     titled = [f"{docs[u.doc].title.strip()}: {u.text}" if docs[u.doc].title.strip() else u.text for u in seg.units]
     doc_texts = [f"{d.title} {d.text}" for d in docs]
     titles = [html.unescape(d.title).strip() for d in docs]
-    doc_of = np.array([u.doc for u in seg.units], dtype=np.int64)
     if job.query.strip():
-        vecs = embed([job.query, *titled])
-        cos_u = np.clip(vecs[1:] @ vecs[0], 0, 1)
-        # A document's vector is the mean of its units' (each with the title): encoding
-        # every document's text again cost as much as all its units together.
-        doc_vecs = np.zeros((nd, vecs.shape[1]), np.float32)
-        np.add.at(doc_vecs, doc_of, vecs[1:])
-        norms = np.linalg.norm(doc_vecs, axis=1)
-        cos_d = np.clip(doc_vecs @ vecs[0] / np.where(norms > 0, norms, 1.0), 0, 1)
+        vecs = embed([job.query, *titled, *doc_texts])
+        cos_u = np.clip(vecs[1:1 + n] @ vecs[0], 0, 1)
+        cos_d = np.clip(vecs[1 + n:] @ vecs[0], 0, 1)
     else:
         cos_u, cos_d = np.zeros(n, np.float32), np.zeros(nd, np.float32)
     return Context(
-        job=job, seg=seg, doc_of=doc_of,
+        job=job, seg=seg, doc_of=np.array([u.doc for u in seg.units], dtype=np.int64),
         bm_u=lexical.bm25(job.query, titled), cos_u=cos_u.astype(np.float32),
         bm_d=lexical.bm25(job.query, doc_texts), cos_d=cos_d.astype(np.float32),
         title_keys=[_padded(b) if lexical.tokenize(b) else "" for b in (_PAREN.sub("", t) for t in titles)],
@@ -173,13 +167,13 @@ def prepare(job: CompressionJob, seg: packing.Segmented, embed: Callable[[list[s
 
 
 def doc_features_1(ctx: Context) -> np.ndarray:
+    nd = len(ctx.job.documents)
     q_pad = _padded(ctx.job.query)
     title_in_query = np.array([1.0 if k and k in q_pad else
                                (0.5 * len(set(k.split()) & ctx.q_tokens) / max(1, len(k.split())) if k else 0.0)
                                for k in ctx.title_keys], dtype=np.float32)
     coverage = np.array([len(ctx.q_tokens & set(t.split())) / max(1, len(ctx.q_tokens)) for t in ctx.doc_norm],
                         dtype=np.float32)
-    nd = len(ctx.job.documents)
     bm_un, best_bm, best_cos, first_cos = _norm(ctx.bm_u), np.zeros(nd, np.float32), np.zeros(nd, np.float32), np.zeros(nd, np.float32)
     for i, u in enumerate(ctx.seg.units):
         best_bm[u.doc] = max(best_bm[u.doc], bm_un[i])
@@ -293,9 +287,7 @@ def unit_features(ctx: Context, p_doc: np.ndarray, share: np.ndarray, soft: np.n
         for j in (i - 1, i + 1):
             if 0 <= j < n and ctx.doc_of[j] == ctx.doc_of[i]:
                 neighbour[i] = max(neighbour[i], bm_un[j])
-    # Length in characters over 4, about the tokens of English text: counting every
-    # unit with the real tokenizer cost a third of a 200-document request.
-    tokens = np.array([len(u.text) / 4.0 for u in seg.units], dtype=np.float32)
+    tokens = np.array([ctx.job.tokenizer.count(u.text) for u in seg.units], dtype=np.float32)
     pattern = answer_type_pattern(ctx.job.query)
     type_match = np.array([1.0 if pattern is not None and pattern.search(u.text) else 0.0 for u in seg.units],
                           dtype=np.float32)

@@ -18,12 +18,11 @@ PARIS = [
 
 
 def test_the_committed_head_matches_the_features():
-    from compressors import features, rerank
+    from compressors import features
 
     heads = load()
     for head_, names in ((heads.doc1, features.DOC_FEATURES_1), (heads.doc2, features.DOC_FEATURES_2),
-                         (heads.pair, features.PAIR_FEATURES), (heads.unit, features.UNIT_FEATURES),
-                         (heads.rerank, rerank.RERANK_FEATURES)):
+                         (heads.pair, features.PAIR_FEATURES), (heads.unit, features.UNIT_FEATURES)):
         assert head_.names == names
         p = head_(np.zeros((3, len(names)), np.float32))
         assert p.shape == (3,) and np.all((p > 0) & (p < 1))
@@ -132,8 +131,8 @@ def test_the_second_hop_is_found_through_the_document_that_names_it(fast_engine)
     ids = [d.id for d in req.documents]
     assert {ids[i] for i in np.argsort(-share)[:2]} == {"a", "b"}
     assert {ids[i] for i in np.argsort(-soft)[:2]} == {"a", "b"} and soft.max() < share.max()
-    # The pair posterior lifts the answer's document above what it gets alone.
-    assert share[ids.index("b")] > p_doc[ids.index("b")]
+    # Alone, the answer's document ranks below a distractor; the pair lifts it.
+    assert p_doc[ids.index("b")] < max(p_doc[ids.index(d)] for d in ("d1", "d2", "d3"))
     res = fast_engine.compress(BRIDGE_QUERY, BRIDGE, 60)
     assert "Marrow" in res.context and "Quenton" in res.context
 
@@ -163,83 +162,3 @@ def test_titles_that_are_only_a_qualifier_or_punctuation_are_no_titles(fast_engi
     res = fast_engine.compress(BRIDGE_QUERY, docs, 40)
     assert 0 < res.compressed_tokens <= 40
     assert "Marrow" in res.context
-
-
-class _Oracle:
-    """A fake dense embedder: the query and any text holding ``marker`` share one vector; others are orthogonal."""
-
-    def __init__(self, query: str, marker: str) -> None:
-        self.query, self.marker, self.calls = query, marker, []
-
-    def embed(self, texts):
-        self.calls.append(list(texts))
-        out = np.zeros((len(texts), 3), np.float32)
-        for i, t in enumerate(texts):
-            out[i, 0 if (t == self.query or self.marker in t) else 1 + i % 2] = 1.0
-        return out
-
-
-NQ_LIKE = [
-    {"id": f"x{k}", "title": f"Album {k}", "text": f"Album {k} was recorded in a studio. The band toured in spring. "
-                                                  f"Critics praised the album's sound and the band's songs."}
-    for k in range(6)
-] + [{"id": "gold", "title": "Rip It Up", "text": "Rip It Up is an album. It was sung by the band Orange Juice. "
-                                                   "The album was recorded in Glasgow."}]
-NQ_QUERY = "who sang rip it up and start again album band"
-
-
-def _scores(fast_engine, dense, candidates):
-    from compressors import packing
-    from compressors.base import CompressionJob
-
-    req = fast_engine.request(NQ_QUERY, NQ_LIKE, 60)
-    job = CompressionJob(req.query, req.documents, 60, fast_engine.models.tokenizers.get(req.model))
-    seg = packing.segment(req.documents)
-    return seg, load().score(job, seg, fast_engine.models.static_embedder().embed, dense, candidates)
-
-
-def test_the_transformer_reads_only_a_prefix_of_the_cheap_ranking(fast_engine):
-    oracle = _Oracle(NQ_QUERY, "Orange Juice")
-    seg, cheap = _scores(fast_engine, None, 0)
-    _, read = _scores(fast_engine, oracle.embed, 5)
-    assert cheap.reranked == 0 and read.reranked == 5
-    assert len(oracle.calls) == 1 and len(oracle.calls[0]) == 1 + 5  # the query and five candidates, once
-    first = set(cheap.order[:5].tolist())
-    assert set(read.order[:5].tolist()) == first  # the candidates come first, whatever their new order
-    assert read.order[5:].tolist() == cheap.order[5:].tolist()  # the rest keep their cheap order
-    assert sorted(read.order.tolist()) == list(range(len(seg.units)))
-
-
-def test_the_rerank_head_trusts_the_transformer(fast_engine):
-    seg, cheap = _scores(fast_engine, None, 0)
-    gold = next(i for i, u in enumerate(seg.units) if "Orange Juice" in u.text)
-    candidates = int(np.flatnonzero(cheap.order == gold)[0]) + 1
-    # The transformer says the gold sentence means what the question asks, and nothing else does.
-    _, read = _scores(fast_engine, _Oracle(NQ_QUERY, "Orange Juice").embed, candidates)
-    # The gold passage comes first (its best cosine speaks for its sentences), the gold sentence among its top two.
-    assert seg.units[int(read.order[0])].doc == seg.units[gold].doc
-    assert gold in read.order[:2].tolist()
-    assert read.unit[gold] > cheap.unit[gold]
-
-
-def test_rerank_candidates_is_an_option(fast_engine):
-    from middleware.errors import InvalidArgument
-
-    off = fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"rerank_candidates": 0})])
-    on = fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"rerank_candidates": 4})])
-    assert off.stages[0].details["reranked"] == 0 and on.stages[0].details["reranked"] == 4
-    assert on.compressed_tokens <= 80
-    for bad in (-1, 10_000):
-        with pytest.raises(InvalidArgument, match="rerank_candidates"):
-            fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"rerank_candidates": bad})])
-
-
-@pytest.mark.slow
-def test_the_int8_onnx_minilm_agrees_with_sentence_transformers(real_engine):
-    texts = ["who sang rip it up and start again",
-             "Rip It Up: Rip It Up is the second album by Scottish post-punk band Orange Juice.",
-             "Driver's license: Karl Benz had to receive written permission to operate his car."]
-    fast, full = real_engine.models.onnx_embedder().embed(texts), real_engine.models.embedder().embed(texts)
-    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-4)
-    assert np.all(np.sum(fast * full, axis=1) > 0.9)  # int8 weights move vectors a little, not their meaning
-    assert (fast[1] @ fast[0] > fast[2] @ fast[0]) and (full[1] @ full[0] > full[2] @ full[0])
