@@ -2,9 +2,9 @@
 
 Each sentence unit is judged with its document (compressors/features.py: lexical,
 static-embedding, structural and multi-hop bridge signals) by a small trained head
-(compressors/head.py) that gives the probability that it is evidence; the
-likeliest units are then read by a real transformer (all-MiniLM-L6-v2) and judged
-again by a fifth head (compressors/rerank.py). Then:
+(compressors/head.py) that gives the probability that it is evidence; with heads
+that have a rerank head, the likeliest units are then read by a real transformer
+(all-MiniLM-L6-v2) and judged again (compressors/rerank.py). Then:
 documents whose best unit is hopeless are dropped whole, near-duplicate units
 across documents are kept once, and units are packed by probability under the
 exact ceiling, stopping early when the rest is unlikely to matter (adaptive: the
@@ -37,7 +37,8 @@ class ExtractiveOptions:
     duplicate_threshold: float = 0.8
     # Put the most relevant documents first and last (against lost-in-the-middle).
     reorder: bool = False
-    # How many of the likeliest units the transformer reads again (0: the cheap heads alone).
+    # How many of the likeliest units the transformer reads again (0: the cheap heads alone;
+    # used only by heads trained with a rerank head, which the committed heads are not).
     rerank_candidates: int = rerank.CANDIDATES
 
     def __post_init__(self) -> None:
@@ -52,11 +53,13 @@ class ExtractiveOptions:
 
 class ExtractiveCompressor(Compressor):
     def __init__(self, options: ExtractiveOptions, embed: Callable[[list[str]], np.ndarray],
-                 dense: Callable[[list[str]], np.ndarray] | None = None) -> None:
+                 dense: Callable[[], Any] | None = None) -> None:
         self.options = options
         self.embed = embed
-        self.dense = dense
         self.heads = head.load()
+        # The transformer is loaded only when the heads have a rerank head to use it.
+        wanted = dense is not None and self.heads.rerank is not None and options.rerank_candidates > 0
+        self.dense = dense().embed if wanted else None
 
     def compress(self, job: CompressionJob) -> StageOutput:
         seg = packing.segment(job.documents)
@@ -112,5 +115,4 @@ def _edges_first(docs, relevance):
                         "embedding, structural and bridge features)")
 def _factory(options: Mapping[str, Any], models: ModelRegistry) -> Compressor:
     opts = parse_options(ExtractiveOptions, options, "extractive")
-    dense = models.onnx_embedder().embed if opts.rerank_candidates else None
-    return ExtractiveCompressor(opts, models.static_embedder().embed, dense)
+    return ExtractiveCompressor(opts, models.static_embedder().embed, models.onnx_embedder)
