@@ -219,3 +219,14 @@ def test_rerank_candidates_is_bounded(fast_engine):
             fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"rerank_candidates": bad})])
     res = fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"rerank_candidates": 4})])
     assert res.stages[0].details["reranked"] == 0  # the committed heads have no rerank head
+
+
+@pytest.mark.slow
+def test_the_int8_onnx_minilm_agrees_with_sentence_transformers(real_engine):
+    texts = ["who sang rip it up and start again",
+             "Rip It Up: Rip It Up is the second album by Scottish post-punk band Orange Juice.",
+             "Driver's license: Karl Benz had to receive written permission to operate his car."]
+    fast, full = real_engine.models.onnx_embedder().embed(texts), real_engine.models.embedder().embed(texts)
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-4)
+    assert np.all(np.sum(fast * full, axis=1) > 0.9)  # int8 weights move vectors a little, not their meaning
+    assert (fast[1] @ fast[0] > fast[2] @ fast[0]) and (full[1] @ full[0] > full[2] @ full[0])
