@@ -1,29 +1,30 @@
-"""End-to-end cross-validation of the extractive method on its own training data.
+"""End-to-end cross-validation of the extractive method on its training data.
 
-    .venv/bin/python bench/crossval_extractive.py [--option NAME=VALUE ...]
+    .venv/bin/python bench/crossval_extractive.py [--data FILE ...] [--option NAME=VALUE ...]
 
-For each of the 5 folds of hotpot_retrieved_500.jsonl (by SHA-1 of the question
-id, as in bench/train_extractive_head.py), trains the heads without that fold
-(--holdout --fold N), then compresses that fold's questions at 150/300/600
-tokens (answer kept is also given over the questions whose full context holds
-the answer at all). Every question is thus judged by heads that never saw it: a far larger
-validation set than fold 0 alone, for choosing options and features without
-touching hotpot_distractor_dev100. Prints supporting-fact recall, answer kept and
-tokens, and writes bench/results/crossval_extractive.json (or --out).
+The questions of the training files (``--data``, repeatable; by default those of
+bench/train_extractive_head.py: hotpot_retrieved_500 and nq_hybrid_train) fall
+into 5 folds by the SHA-1 of their id. For each fold, the heads are fitted
+without it (its questions are not seen at all, not even to choose a head's
+kind), then that fold's questions are compressed at 150/300/600 tokens. Every
+question is thus judged by heads that never saw it: the yardstick for choosing
+options and features without touching the dev files. Prints, per file,
+supporting-fact recall (for NQ: the gold passage kept whole), answer kept (also
+over the questions whose full context holds an answer at all) and tokens, and
+writes bench/results/crossval_extractive.json (or --out).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-DATA = HERE.parent.parent / "shared" / "data" / "hotpotqa" / "hotpot_retrieved_500.jsonl"
+
+BUDGETS = (150, 300, 600)
 
 
 def parse_option(text: str):
@@ -31,53 +32,79 @@ def parse_option(text: str):
     return name, json.loads(value)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--option", action="append", default=[], type=parse_option)
-    ap.add_argument("--train-args", default="", help="extra arguments for train_extractive_head.py")
-    ap.add_argument("--out", default=str(HERE / "results" / "crossval_extractive.json"))
-    args = ap.parse_args()
-
+def crossvalidate(items, engine, variants: list[dict], fit, log=print, dense=None) -> list[dict]:
+    """For each option set in ``variants``: per source file and budget, the figures of the questions of
+    ``items`` judged by heads fitted without their fold (with a rerank head when ``dense``, the real
+    embedder, is given). The heads are fitted once per fold and shared by the variants."""
     from compressors import head
-    from hotpot_to_batch import convert, fold
     from metrics import Tally
-    from middleware.library import Ragpress
     from middleware.types import Stage
 
-    rows = [json.loads(l) for l in DATA.read_text(encoding="utf-8").splitlines() if l.strip()]
-    rows = [r for r in rows if r.get("context")]
-    options = dict(args.option)
-    tallies = {b: Tally() for b in (150, 300, 600)}
-    current = {}
+    tallies: list[dict] = [{} for _ in variants]
     real_load = head.load
-    head.load = lambda *a, **k: current["heads"]  # the method's factory reads the heads through load()
-    engine = Ragpress()
-    with tempfile.TemporaryDirectory() as tmp:
-        for held_out in range(5):
-            path = Path(tmp) / f"heads_{held_out}.json"
-            subprocess.run([sys.executable, str(HERE / "train_extractive_head.py"), "--holdout", "--fold", str(held_out),
-                            "--out", str(path), *args.train_args.split()], check=True, capture_output=True)
-            current["heads"] = real_load(path)
-            engine.clear_caches()
-            for row in rows:
-                if fold(row["id"]) != held_out:
+    for held_out in sorted({it.fold for it in items}):
+        spec = fit([it for it in items if it.fold != held_out], log=lambda *a: None, dense=dense,
+                   candidates=variants[0].get("rerank_candidates"))
+        heads = head.from_spec(spec)
+        head.load = lambda *a, **k: heads  # the method's factory reads the heads through load()
+        try:
+            for it in items:
+                if it.fold != held_out:
                     continue
-                line, gold = convert(row, None)
-                full = "\n".join(d["text"] for d in line["documents"])
-                for budget, tally in tallies.items():
-                    res = engine.compress(line["query"], line["documents"], budget,
-                                          pipeline=[Stage("extractive", options)])
-                    tally.add(gold, res.context, res.compressed_tokens, full)
-            print(f"fold {held_out} done", file=sys.stderr)
-    summary = {str(b): tally.summary() for b, tally in tallies.items()}
-    print(f"options {options or 'default'}, train args '{args.train_args}'")
-    print("| budget | SF recall | answer kept | answer kept where the context has it | tokens |")
-    print("|---|---|---|---|---|")
-    for b, s in summary.items():
-        print(f"| {b} | {s['sf_recall']:.3f} | {s['answer_kept']:.3f} ({s['answer_questions']}) | "
-              f"{s['answer_kept_reachable']:.3f} ({s['reachable_questions']}) | {s['tokens']:.0f} |")
-    Path(args.out).write_text(json.dumps({"options": options, "train_args": args.train_args,
-                                          "results": summary}, indent=2))
+                docs, gold = it.request
+                full = "\n".join(d["text"] for d in docs)
+                for options, per in zip(variants, tallies):
+                    for budget in BUDGETS:
+                        res = engine.compress(it.ctx.job.query, docs, budget,
+                                              pipeline=[Stage("extractive", options)])
+                        per.setdefault(it.source, {}).setdefault(budget, Tally()).add(
+                            gold, res.context, res.compressed_tokens, full)
+        finally:
+            head.load = real_load
+        log(f"fold {held_out} done")
+    return [{src: {str(b): t.summary() for b, t in by_budget.items()} for src, by_budget in per.items()}
+            for per in tallies]
+
+
+def parse_grid(text: str):
+    name, _, values = text.partition("=")
+    return name, [json.loads(v) for v in values.split(",")]
+
+
+def main() -> None:
+    from hotpot_to_batch import resolve
+    from middleware.library import Ragpress
+    from train_extractive_head import TRAINING_FILES, build_items, fit
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", action="append", default=None, help="a training file (repeatable)")
+    ap.add_argument("--option", action="append", default=[], type=parse_option)
+    ap.add_argument("--grid", type=parse_grid, default=None,
+                    help="NAME=V1,V2,...: one run per value of one option, on the same fitted heads")
+    ap.add_argument("--out", default=str(HERE / "results" / "crossval_extractive.json"))
+    ap.add_argument("--no-rerank", action="store_true", help="the cheap heads alone (no transformer pass)")
+    args = ap.parse_args()
+
+    engine = Ragpress()
+    files = [resolve(d) for d in (args.data or TRAINING_FILES)]
+    items = build_items(files, engine, log=lambda m: print(m, file=sys.stderr))
+    options = dict(args.option)
+    if args.no_rerank:
+        options["rerank_candidates"] = 0
+    variants = [dict(options, **{args.grid[0]: v}) for v in args.grid[1]] if args.grid else [options]
+    dense = None if args.no_rerank else engine.models.onnx_embedder().embed
+    summaries = crossvalidate(items, engine, variants, fit, log=lambda m: print(m, file=sys.stderr), dense=dense)
+    print(f"trained on {[f.name for f in files]}")
+    print("| options | file | budget | SF recall | answer kept | answer kept where the context has it | tokens |")
+    print("|---|---|---|---|---|---|---|")
+    for opts, summary in zip(variants, summaries):
+        for src, per in summary.items():
+            for b, s in per.items():
+                print(f"| {opts or 'default'} | {src} | {b} | {s['sf_recall']:.3f} | "
+                      f"{s['answer_kept']:.3f} ({s['answer_questions']}) | "
+                      f"{s['answer_kept_reachable']:.3f} ({s['reachable_questions']}) | {s['tokens']:.0f} |")
+    Path(args.out).write_text(json.dumps({"trained_on": [f.name for f in files], "runs": [
+        {"options": o, "results": r} for o, r in zip(variants, summaries)]}, indent=2))
     print(f"wrote {args.out}")
 
 

@@ -1,17 +1,22 @@
-"""Extractive compression benchmark on HotpotQA (one command).
+"""Extractive compression benchmark (one command), on any file of question rows.
 
     .venv/bin/python bench/extractive.py                       # all methods, budgets 150/300/600
     .venv/bin/python bench/extractive.py --methods extractive bm25 --limit 20
+    .venv/bin/python bench/extractive.py --data nq/nq_hybrid_dev.jsonl --data my_rows.jsonl
 
-For each registered method and budget: supporting-fact recall, answer kept,
-compression ratio, latency p50/p95 (in-process, warm) and outputs over budget,
-on ../shared/data/hotpotqa/hotpot_distractor_dev100.jsonl (o200k tokens, gpt-4o).
-LongLLMLingua figures are read from bench/results/longllmlingua_<budget>.jsonl
+For each data file (``--data``, repeatable: a path, or a path under RAGPRESS_DATA,
+default ../shared/data; by default hotpotqa/hotpot_distractor_dev100.jsonl and
+nq/nq_hybrid_dev.jsonl), each registered method and budget: supporting-fact
+recall (for one-passage rows such as NQ's: the gold passage kept whole), answer
+kept (any accepted answer, normalised), compression ratio, latency p50/p95
+(in-process, warm) and outputs over budget (o200k tokens, gpt-4o). Rows are in
+the HotpotQA row format (shared/data/README.md). LongLLMLingua figures are read from bench/results/longllmlingua_<budget>.jsonl
 (made by bench/baselines/run_longllmlingua.py on a fixed 30-question subset) and
-scored the same way. Also runs the extractive method through a real gRPC server
-(--no-grpc skips it), over hotpot_retrieved_500.jsonl (robustness, answer kept;
---no-retrieved) and on requests of 10 to 200 documents (latency; --no-scaling).
-Prints a table and writes bench/results/extractive.json.
+scored the same way (on the HotpotQA dev file). Also runs the extractive method
+through a real gRPC server (--no-grpc skips it), over hotpot_retrieved_500.jsonl
+(robustness, answer kept; --no-retrieved) and on requests of 10 to 200 documents
+(latency; --no-scaling). Prints a table per file and writes
+bench/results/extractive.json (with --limit: extractive_limit<N>.json, unless --out).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import statistics
 import sys
@@ -27,15 +33,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-DATA = HERE.parent.parent / "shared" / "data" / "hotpotqa"
+DEFAULT_DATA = ["hotpotqa/hotpot_distractor_dev100.jsonl", "nq/nq_hybrid_dev.jsonl"]
 DEFAULT_METHODS = ["extractive", "random", "first", "bm25", "cosine", "embeddings-filter"]
+LLMLINGUA_DATA = "hotpot_distractor_dev100.jsonl"  # the file LongLLMLingua's outputs were made from
 
-from hotpot_to_batch import convert  # noqa: E402
-from metrics import answer_kept, supporting_recall  # noqa: E402
+from hotpot_to_batch import convert, data_path, read_rows, resolve  # noqa: E402
+from metrics import answer_kept, answers, supporting_recall  # noqa: E402
 
 
 def load(path: Path, limit: int | None):
-    rows = [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
+    rows = read_rows(path)
     return [convert(r, None) for r in (rows[:limit] if limit else rows)]
 
 
@@ -84,7 +91,7 @@ def run_method(engine, method, budget, pairs):
         ms = (time.perf_counter() - started) * 1000
         ctx = res.context if res else ""
         rows.append({"id": line["id"], "recall": supporting_recall(gold, ctx) if gold["supporting_facts"] else None,
-                     "answer": answer_kept(gold["answer"], ctx), "original": res.original_tokens if res else 0,
+                     "answer": answer_kept(answers(gold), ctx), "original": res.original_tokens if res else 0,
                      "compressed": res.compressed_tokens if res else 0, "budget": budget,
                      "latency_ms": ms, "error": error})
     return rows
@@ -116,8 +123,7 @@ def run_grpc(engine, method, budget, pairs):
 
 def run_scaling(engine, counts=(10, 50, 100, 200), questions=20):
     """Latency of extractive@300 as requests grow: a question's own paragraphs, then others'."""
-    rows = [json.loads(l) for l in (DATA / "hotpot_retrieved_500.jsonl").read_text(encoding="utf-8").splitlines()]
-    rows = [r for r in rows if r.get("context")]
+    rows = [r for r in read_rows(data_path("hotpotqa", "hotpot_retrieved_500.jsonl")) if r.get("context")]
     pool = [{"title": title, "text": " ".join(s.strip() for s in sents)} for r in rows for title, sents in r["context"]]
     out = {}
     for n in counts:
@@ -143,7 +149,7 @@ def score_external(path: Path, golds: dict, budget: int):
         if gold is None:  # outside --limit
             continue
         rows.append({"id": rec["id"], "recall": supporting_recall(gold, rec["context"]),
-                     "answer": answer_kept(gold["answer"], rec["context"]), "original": rec["original_tokens"],
+                     "answer": answer_kept(answers(gold), rec["context"]), "original": rec["original_tokens"],
                      "compressed": rec["compressed_tokens"], "budget": budget, "latency_ms": rec["latency_ms"]})
     return rows
 
@@ -152,67 +158,85 @@ def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
+def print_table(name: str, methods: dict) -> None:
+    print(f"\n{name}")
+    print("| method | budget | SF recall | answer kept | ratio | p50 ms | p95 ms | over budget |")
+    print("|---|---|---|---|---|---|---|---|")
+    for method, per in methods.items():
+        for budget, s in per.items():
+            print(f"| {method} | {budget} | {fmt(s['sf_recall'], '.3f')} | {fmt(s['answer_kept'], '.3f')} | "
+                  f"{s['ratio']:.2f}x | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} | {s['over_budget']} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", action="append", default=None, help="a file of question rows (repeatable)")
     ap.add_argument("--methods", nargs="+", default=DEFAULT_METHODS)
     ap.add_argument("--budgets", nargs="+", type=int, default=[150, 300, 600])
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--no-grpc", action="store_true")
     ap.add_argument("--no-retrieved", action="store_true")
     ap.add_argument("--no-scaling", action="store_true")
-    ap.add_argument("--out", default=str(HERE / "results" / "extractive.json"))
+    ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    # A subset never overwrites the full results.
+    out = Path(args.out) if args.out else HERE / "results" / (
+        f"extractive_limit{args.limit}.json" if args.limit else "extractive.json")
 
     from middleware.library import Ragpress
 
+    files = [resolve(d) for d in (args.data or DEFAULT_DATA)]
     engine = Ragpress()
     engine.warm_up()
-    pairs = load(DATA / "hotpot_distractor_dev100.jsonl", args.limit)
-    golds = {line["id"]: gold for line, gold in pairs}
-    results = {"data": "hotpot_distractor_dev100.jsonl", "model": "gpt-4o", "machine": platform.processor() or platform.machine(),
-               "methods": {}, "longllmlingua": {}, "subset30": {}}
-    for method in args.methods:
-        run_method(engine, method, 300, pairs[:3])  # warm caches and lazy imports
-        for budget in args.budgets:
-            rows = run_method(engine, method, budget, pairs)
-            results["methods"].setdefault(method, {})[str(budget)] = summarise(rows)
-            sub = [r for r in rows if r["id"] in {line["id"] for line, _ in pairs[:30]}]
-            results["subset30"].setdefault(method, {})[str(budget)] = summarise(sub)
-            print(f"{method:>18} {budget:>4}: {results['methods'][method][str(budget)]}", file=sys.stderr)
-    for budget in args.budgets:
-        path = HERE / "results" / f"longllmlingua_{budget}.jsonl"
-        if path.exists():
-            results["longllmlingua"][str(budget)] = summarise(score_external(path, golds, budget))
+    results = {"model": "gpt-4o", "machine": platform.processor() or platform.machine(),
+               "load_average": list(os.getloadavg()), "files": {}}
+    first_pairs = None
+    for path in files:
+        pairs = load(path, args.limit)
+        first_pairs = first_pairs or pairs
+        per_file = results["files"].setdefault(path.name, {"questions": len(pairs), "methods": {}, "subset30": {}})
+        for method in args.methods:
+            run_method(engine, method, 300, pairs[:3])  # warm caches and lazy imports
+            for budget in args.budgets:
+                rows = run_method(engine, method, budget, pairs)
+                per_file["methods"].setdefault(method, {})[str(budget)] = summarise(rows)
+                sub = [r for r in rows if r["id"] in {line["id"] for line, _ in pairs[:30]}]
+                per_file["subset30"].setdefault(method, {})[str(budget)] = summarise(sub)
+                print(f"{path.name} {method:>18} {budget:>4}: {per_file['methods'][method][str(budget)]}",
+                      file=sys.stderr)
+        if path.name == LLMLINGUA_DATA:
+            golds = {line["id"]: gold for line, gold in pairs}
+            for budget in args.budgets:
+                ext = HERE / "results" / f"longllmlingua_{budget}.jsonl"
+                if ext.exists():
+                    per_file.setdefault("longllmlingua", {})[str(budget)] = summarise(
+                        score_external(ext, golds, budget))
     if not args.no_grpc and "extractive" in args.methods:
-        lat = run_grpc(engine, "extractive", 300, pairs)
-        results["grpc_extractive_300"] = {"p50_ms": pct(lat, 0.5), "p95_ms": pct(lat, 0.95)}
+        lat = run_grpc(engine, "extractive", 300, first_pairs)
+        results["grpc_extractive_300"] = {"data": files[0].name, "p50_ms": pct(lat, 0.5), "p95_ms": pct(lat, 0.95)}
     if not args.no_scaling and "extractive" in args.methods:
         results["scaling_extractive_300"] = run_scaling(engine)
     if not args.no_retrieved and "extractive" in args.methods:
-        rpairs = load(DATA / "hotpot_retrieved_500.jsonl", None)
+        rpairs = load(data_path("hotpotqa", "hotpot_retrieved_500.jsonl"), None)
         rows = run_method(engine, "extractive", 300, rpairs)
         results["retrieved500_extractive_300"] = summarise(rows)
+    results["load_average_end"] = list(os.getloadavg())
 
-    print("\n| method | budget | SF recall | answer kept | ratio | p50 ms | p95 ms | over budget |")
-    print("|---|---|---|---|---|---|---|---|")
-    for method, per in results["methods"].items():
-        for budget, s in per.items():
-            print(f"| {method} | {budget} | {fmt(s['sf_recall'], '.3f')} | {fmt(s['answer_kept'], '.3f')} | "
-                  f"{s['ratio']:.2f}x | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} | {s['over_budget']} |")
-    if results["longllmlingua"]:
-        print("\nFirst 30 questions (LongLLMLingua's subset):")
-        print("| method | budget | SF recall | answer kept | ratio | p50 ms | over budget |")
-        print("|---|---|---|---|---|---|---|")
-        for method in ("extractive", "bm25"):
-            for budget, s in results["subset30"].get(method, {}).items():
-                print(f"| {method} | {budget} | {fmt(s['sf_recall'], '.3f')} | {fmt(s['answer_kept'], '.3f')} | "
-                      f"{s['ratio']:.2f}x | {s['p50_ms']:.1f} | {s['over_budget']} |")
-        for budget, s in results["longllmlingua"].items():
-            print(f"| longllmlingua | {budget} | {fmt(s['sf_recall'], '.3f')} | {fmt(s['answer_kept'], '.3f')} | "
-                  f"{s['ratio']:.2f}x | {s['p50_ms']:.1f} | {s['over_budget']} |")
+    for name, per_file in results["files"].items():
+        print_table(f"{name} ({per_file['questions']} questions)", per_file["methods"])
+        if per_file.get("longllmlingua"):
+            print("\nFirst 30 questions (LongLLMLingua's subset):")
+            print("| method | budget | SF recall | answer kept | ratio | p50 ms | over budget |")
+            print("|---|---|---|---|---|---|---|")
+            rows = [(m, per_file["subset30"].get(m, {})) for m in ("extractive", "bm25")]
+            for method, per in rows + [("longllmlingua", per_file["longllmlingua"])]:
+                for budget, s in per.items():
+                    print(f"| {method} | {budget} | {fmt(s['sf_recall'], '.3f')} | {fmt(s['answer_kept'], '.3f')} | "
+                          f"{s['ratio']:.2f}x | {s['p50_ms']:.1f} | {s['over_budget']} |")
     if "grpc_extractive_300" in results:
         g = results["grpc_extractive_300"]
-        print(f"\nextractive@300 through gRPC on loopback: p50 {g['p50_ms']:.1f} ms, p95 {g['p95_ms']:.1f} ms")
+        print(f"\nextractive@300 through gRPC on loopback ({g['data']}): p50 {g['p50_ms']:.1f} ms, "
+              f"p95 {g['p95_ms']:.1f} ms")
     if "scaling_extractive_300" in results:
         print("\nextractive@300 by documents per request (p50 / p95 ms): " + ", ".join(
             f"{n}: {v['p50_ms']:.1f} / {v['p95_ms']:.1f}" for n, v in results["scaling_extractive_300"].items()))
@@ -220,9 +244,10 @@ def main() -> None:
         r = results["retrieved500_extractive_300"]
         print(f"hotpot_retrieved_500, extractive@300: {r['questions']} questions, {r['errors']} errors, "
               f"answer kept {fmt(r['answer_kept'], '.3f')}, over budget {r['over_budget']}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {args.out}")
+    print(f"load average (1, 5, 15 min) at start {results['load_average']}, at end {results['load_average_end']}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

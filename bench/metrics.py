@@ -1,4 +1,4 @@
-"""Scoring a compressed context against HotpotQA gold: supporting-fact recall and answer kept."""
+"""Scoring a compressed context against gold (HotpotQA row format): supporting-fact recall and answer kept."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 import statistics
 import string
 import unicodedata
+from typing import Sequence
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
@@ -21,12 +22,23 @@ def squash(text: str) -> str:
     return " ".join(text.split())
 
 
-def answer_kept(answer: str, context: str) -> bool | None:
-    """None for yes/no answers (they never appear in a context) and empty answers."""
-    norm = normalise(answer)
-    if not norm or norm in ("yes", "no"):
+def answer_kept(answer: str | Sequence[str], context: str) -> bool | None:
+    """Whether any accepted answer survives, normalised (NQ lists several in ``answers``).
+
+    None when no answer can be looked for: yes/no answers (they never appear in a
+    context) and empty answers.
+    """
+    norms = [n for n in (normalise(a) for a in ([answer] if isinstance(answer, str) else answer))
+             if n and n not in ("yes", "no")]
+    if not norms:
         return None
-    return f" {norm} " in f" {normalise(context)} "
+    ctx = f" {normalise(context)} "
+    return any(f" {n} " in ctx for n in norms)
+
+
+def answers(gold: dict) -> list[str]:
+    """Every accepted answer of a gold record (``answers`` when the row lists them)."""
+    return list(gold.get("answers") or [gold.get("answer", "")])
 
 
 def supporting_recall(gold: dict, context: str) -> float | None:
@@ -56,12 +68,12 @@ class Tally:
         self.tokens: list[int] = []
 
     def add(self, gold: dict, context: str, tokens: int, full_context: str | None = None) -> None:
-        recall, answer = supporting_recall(gold, context), answer_kept(gold["answer"], context)
+        recall, answer = supporting_recall(gold, context), answer_kept(answers(gold), context)
         if recall is not None:
             self.recall.append(recall)
         if answer is not None:
             self.answer.append(answer)
-            if full_context is not None and answer_kept(gold["answer"], full_context):
+            if full_context is not None and answer_kept(answers(gold), full_context):
                 self.reachable.append(answer)
         self.tokens.append(tokens)
 

@@ -1,31 +1,38 @@
 """Trains the extractive method's scoring heads (one command, a few minutes on CPU).
 
-    .venv/bin/python bench/train_extractive_head.py
+    .venv/bin/python bench/train_extractive_head.py [--data FILE ...]
 
-Training data: ../shared/data/hotpotqa/hotpot_retrieved_500.jsonl only. A
-document is positive when its title is among the supporting facts' titles; a
-unit is positive when it is a supporting-fact sentence. hotpot_distractor_dev100
-is NEVER read here: it is the held-out set the benchmark reports on. A fixed 20%
-of the training questions (by id hash) is the validation split for choosing the
-regularisation and the kind of each head (logistic regression or trees). Each
-stacked head learns from out-of-fold outputs of the stage before. Writes
-compressors/data/extractive_head.json; ``--holdout [--fold N] --out PATH`` writes
-heads fitted without fold N (default 0, the validation split) instead, for tuning
-the method's thresholds on it (bench/tune_extractive_thresholds.py) or for
-cross-validating the whole method (bench/crossval_extractive.py).
+Training data (``--data``, repeatable; paths under RAGPRESS_DATA or as given):
+by default hotpotqa/hotpot_retrieved_500.jsonl and nq/nq_hybrid_train.jsonl, the
+training files of both kinds of data (multi-hop paragraphs, single-hop retrieved
+passages). A document is positive when its title is among the supporting facts'
+titles. A unit is positive when it is a supporting-fact sentence; in rows that
+list ``answers`` (NQ: a whole passage is the supporting fact), when it is a unit
+of the gold passage holding an accepted answer (all the gold passage's units if
+none does). The dev files (hotpot_distractor_dev100, nq_hybrid_dev) are NEVER read
+here: the benchmark reports on them. A fixed 20% of the training questions (by id
+hash) is the validation split for choosing the regularisation and the kind of
+each head (logistic regression or trees). Each stacked head learns from
+out-of-fold outputs of the stage before. Writes compressors/data/extractive_head.json;
+``--holdout [--fold N] --out PATH`` writes heads fitted without fold N (default 0,
+the validation split) instead, for tuning the method's thresholds on it
+(bench/tune_extractive_thresholds.py) or for cross-validating the whole method
+(bench/crossval_extractive.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-DATA = HERE.parent.parent / "shared" / "data" / "hotpotqa" / "hotpot_retrieved_500.jsonl"
+TRAINING_FILES = ("hotpotqa/hotpot_retrieved_500.jsonl", "nq/nq_hybrid_train.jsonl")
 OUT = HERE.parent / "compressors" / "data" / "extractive_head.json"
 
 
@@ -51,31 +58,24 @@ def train(kind, x, y, names):
                     clf.coef_[0].astype(np.float32), float(clf.intercept_[0]))
 
 
-# --holdout [--fold N]: fit the final heads without fold N (default 0), to tune or
-# cross-validate the method on questions the heads never saw.
-HOLDOUT = int(sys.argv[sys.argv.index("--fold") + 1]) if "--fold" in sys.argv else 0
-HOLDOUT = HOLDOUT if "--holdout" in sys.argv else None
-
-
-def select(x, y, fold, names, forest=True):
-    """The kind with the best average precision on fold 0 when trained on the others; then fitted on all
-    (on all but fold 0 with --holdout)."""
+def select(x, y, fold, names, validation, forest=True, log=print):
+    """The kind with the best average precision on the validation fold when trained on the others;
+    then fitted on all rows given."""
     from sklearn.metrics import average_precision_score
 
     kinds = [("logistic", c) for c in (0.01, 0.1, 1.0, 10.0)] + ([("forest", None)] if forest else [])
-    scored = [(average_precision_score(y[fold == 0], train(k, x[fold != 0], y[fold != 0], names).logit(x[fold == 0])),
-               k) for k in kinds]
+    val = fold == validation
+    scored = [(average_precision_score(y[val], train(k, x[~val], y[~val], names).logit(x[val])), k) for k in kinds]
     ap, kind = max(scored, key=lambda t: t[0])
-    print(f"  {len(y)} rows, {int(y.sum())} positives: {kind[0]}" + (f" C={kind[1]}" if kind[1] else "") +
-          f", validation AP {ap:.4f} (" + ", ".join(f"{k[0][0]}{k[1] or ''} {a:.3f}" for a, k in scored) + ")")
-    keep = fold != HOLDOUT if HOLDOUT is not None else np.ones(len(y), bool)
-    return kind, train(kind, x[keep], y[keep], names), round(float(ap), 4)
+    log(f"  {len(y)} rows, {int(y.sum())} positives: {kind[0]}" + (f" C={kind[1]}" if kind[1] else "") +
+        f", validation AP {ap:.4f} (" + ", ".join(f"{k[0][0]}{k[1] or ''} {a:.3f}" for a, k in scored) + ")")
+    return kind, train(kind, x, y, names), round(float(ap), 4)
 
 
 def out_of_fold(kind, x, y, fold, names, targets):
     """For each fold, predictions (logits) on ``targets`` rows of that fold by a head trained on the other folds."""
     out = [None] * len(targets)
-    for f in range(FOLDS):
+    for f in sorted(set(fold.tolist()) | {t for _, t in targets}):
         head = train(kind, x[fold != f], y[fold != f], names)
         for i, (t_x, t_fold) in enumerate(targets):
             if t_fold == f:
@@ -87,76 +87,155 @@ def sigmoid(z):
     return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
 
-def main() -> None:
+@dataclass
+class Item:
+    """One training question: its features' context, labels and fold."""
+
+    ctx: object            # compressors.features.Context
+    doc_y: np.ndarray      # per document: holds a supporting fact
+    unit_y: np.ndarray     # per unit: is evidence
+    fold: int
+    source: str            # the file it came from
+    request: tuple         # (documents as dicts, gold record) for compressing it again
+
+
+def unit_labels(row: dict, gold: dict, docs, seg) -> np.ndarray:
+    """Evidence units: supporting-fact sentences, or (rows that list ``answers``, whose supporting
+    fact is a whole passage) the gold passage's units that hold an accepted answer."""
+    from metrics import normalise
+
+    facts = {(t, i) for t, i in gold["supporting_facts"]}
+    y = np.array([any((docs[u.doc].title, i) in facts and (u.text in s or s in u.text)
+                      for i, s in enumerate(gold["sentences"][docs[u.doc].title]))
+                  for u in seg.units], dtype=np.int64)
+    if row.get("answers"):
+        accepted = [f" {n} " for n in (normalise(a) for a in row["answers"]) if n]
+        holds = np.array([any(a in f" {normalise(u.text)} " for a in accepted) for u in seg.units])
+        if (y.astype(bool) & holds).any():
+            y = (y.astype(bool) & holds).astype(np.int64)
+    return y
+
+
+def build_items(files: list[Path], engine, log=print) -> list[Item]:
+    """Features' contexts and labels of every question (with context and supporting facts) of ``files``."""
     from compressors import features, packing
     from compressors.base import CompressionJob
-    from compressors.head import SOFT_TEMPERATURE
-    from hotpot_to_batch import convert
+    from hotpot_to_batch import convert, read_rows
     from hotpot_to_batch import fold as question_fold
-    from middleware.library import Ragpress
 
-    engine = Ragpress()
     tok = engine.models.tokenizers.get("gpt-4o")
     embed = engine.models.static_embedder().embed
-    rows = [json.loads(l) for l in DATA.read_text(encoding="utf-8").splitlines() if l.strip()]
-    rows = [r for r in rows if r.get("supporting_facts") and r.get("context")]
     items = []
-    for row in rows:
-        line, gold = convert(row, None)
-        req = engine.request(line["query"], line["documents"], 300)
-        seg = packing.segment(req.documents)
-        if not seg.units:
-            continue
-        ctx = features.prepare(CompressionJob(req.query, req.documents, 300, tok), seg, embed)
-        gold_titles = {t for t, _ in gold["supporting_facts"]}
-        facts = {(t, i) for t, i in gold["supporting_facts"]}
-        doc_y = np.array([d.title in gold_titles for d in req.documents], dtype=np.int64)
-        unit_y = np.array([any((req.documents[u.doc].title, i) in facts and (u.text in s or s in u.text)
-                               for i, s in enumerate(gold["sentences"][req.documents[u.doc].title]))
-                           for u in seg.units], dtype=np.int64)
-        fold = question_fold(row["id"], FOLDS)
-        items.append((ctx, doc_y, unit_y, fold))
+    for path in files:
+        rows = [r for r in read_rows(path) if r.get("supporting_facts") and r.get("context")]
+        for row in rows:
+            line, gold = convert(row, None)
+            req = engine.request(line["query"], line["documents"], 300)
+            seg = packing.segment(req.documents)
+            if not seg.units:
+                continue
+            ctx = features.prepare(CompressionJob(req.query, req.documents, 300, tok), seg, embed)
+            gold_titles = {t for t, _ in gold["supporting_facts"]}
+            doc_y = np.array([d.title in gold_titles for d in req.documents], dtype=np.int64)
+            items.append(Item(ctx, doc_y, unit_labels(row, gold, req.documents, seg),
+                              question_fold(row["id"], FOLDS), path.name, (line["documents"], gold)))
+        log(f"{path.name}: {len(rows)} questions")
+    return items
+
+
+def fit(items: list[Item], log=print, dense=None, candidates: int | None = None) -> dict:
+    """The heads fitted on ``items`` (as JSON), each head's kind chosen on their first fold.
+
+    With ``dense`` (the real sentence embedder's ``embed``), also the rerank head over
+    each question's ``candidates`` likeliest units (out-of-fold unit logits).
+    """
+    from compressors import features, rerank
+    from compressors.head import SOFT_TEMPERATURE
+
+    validation = min(it.fold for it in items)
 
     # Stacked heads are trained on out-of-fold outputs of the stage before, so that
     # a stage never learns from predictions its predecessor made on its own training rows.
     def stack(mats, ys):
         return (np.concatenate(mats), np.concatenate(ys),
-                np.concatenate([np.full(len(y), it[3]) for y, it in zip(ys, items)]))
+                np.concatenate([np.full(len(y), it.fold) for y, it in zip(ys, items)]))
 
-    print("stage 1 (documents)")
-    d1s = [features.doc_features_1(ctx) for ctx, *_ in items]
-    x, y, fold = stack(d1s, [it[1] for it in items])
-    kind, doc1, ap1 = select(x, y, fold, features.DOC_FEATURES_1)
+    log("stage 1 (documents)")
+    d1s = [features.doc_features_1(it.ctx) for it in items]
+    x, y, fold = stack(d1s, [it.doc_y for it in items])
+    kind, doc1, ap1 = select(x, y, fold, features.DOC_FEATURES_1, validation, log=log)
     p1s = [sigmoid(z) for z in out_of_fold(kind, x, y, fold, features.DOC_FEATURES_1,
-                                             [(d1, it[3]) for d1, it in zip(d1s, items)])]
-    print("stage 2 (documents with bridges)")
-    d2s = [features.doc_features_2(ctx, d1, p1) for (ctx, *_), d1, p1 in zip(items, d1s, p1s)]
-    x, y, fold = stack(d2s, [it[1] for it in items])
-    kind, doc2, ap2 = select(x, y, fold, features.DOC_FEATURES_2)
+                                             [(d1, it.fold) for d1, it in zip(d1s, items)])]
+    log("stage 2 (documents with bridges)")
+    d2s = [features.doc_features_2(it.ctx, d1, p1) for it, d1, p1 in zip(items, d1s, p1s)]
+    x, y, fold = stack(d2s, [it.doc_y for it in items])
+    kind, doc2, ap2 = select(x, y, fold, features.DOC_FEATURES_2, validation, log=log)
     p2s = [sigmoid(z) for z in out_of_fold(kind, x, y, fold, features.DOC_FEATURES_2,
-                                             [(d2, it[3]) for d2, it in zip(d2s, items)])]
-    print("pairs (questions whose two gold documents were both retrieved)")
-    pf = [features.pair_features(ctx, p2) for (ctx, *_), p2 in zip(items, p2s)]
-    both = [i for i, it in enumerate(items) if it[1].sum() == 2]
-    labels = {i: np.array([items[i][1][a] * items[i][1][b] for a, b in pf[i][0]], np.int64) for i in both}
+                                             [(d2, it.fold) for d2, it in zip(d2s, items)])]
+    log("pairs (questions whose two gold documents were both retrieved)")
+    pf = [features.pair_features(it.ctx, p2) for it, p2 in zip(items, p2s)]
+    both = [i for i, it in enumerate(items) if it.doc_y.sum() == 2]
+    labels = {i: np.array([items[i].doc_y[a] * items[i].doc_y[b] for a, b in pf[i][0]], np.int64) for i in both}
     x = np.concatenate([pf[i][1] for i in both])
     y = np.concatenate([labels[i] for i in both])
-    fold = np.concatenate([np.full(len(labels[i]), items[i][3]) for i in both])
-    kind, pair, ap_pair = select(x, y, fold, features.PAIR_FEATURES, forest=False)
-    logits = out_of_fold(kind, x, y, fold, features.PAIR_FEATURES, [(x_, it[3]) for (_, x_), it in zip(pf, items)])
-    top1 = [labels[i][int(np.argmax(logits[i]))] for i in both if items[i][3] == 0]
-    print(f"  validation: the best pair is the gold pair in {np.mean(top1):.3f} of {len(top1)} questions")
-    print("units")
-    us = [features.unit_features(ctx, p2, features.pair_marginals(len(p2), pairs, z),
+    fold = np.concatenate([np.full(len(labels[i]), items[i].fold) for i in both])
+    kind, pair, ap_pair = select(x, y, fold, features.PAIR_FEATURES, validation, forest=False, log=log)
+    logits = out_of_fold(kind, x, y, fold, features.PAIR_FEATURES, [(x_, it.fold) for (_, x_), it in zip(pf, items)])
+    top1 = [labels[i][int(np.argmax(logits[i]))] for i in both if items[i].fold == validation]
+    log(f"  validation: the best pair is the gold pair in {np.mean(top1):.3f} of {len(top1)} questions")
+    log("units")
+    us = [features.unit_features(it.ctx, p2, features.pair_marginals(len(p2), pairs, z),
                                  features.pair_marginals(len(p2), pairs, z / SOFT_TEMPERATURE))
-          for (ctx, *_), p2, (pairs, _), z in zip(items, p2s, pf, logits)]
-    x, y, fold = stack(us, [it[2] for it in items])
-    _, unit, ap3 = select(x, y, fold, features.UNIT_FEATURES)
+          for it, p2, (pairs, _), z in zip(items, p2s, pf, logits)]
+    x, y, fold = stack(us, [it.unit_y for it in items])
+    kind, unit, ap3 = select(x, y, fold, features.UNIT_FEATURES, validation, log=log)
+    sources = sorted({it.source for it in items})
     spec = {"doc1": doc1.to_json(), "doc2": doc2.to_json(), "pair": pair.to_json(), "unit": unit.to_json(),
-            "trained_on": DATA.name, "questions": len(items),
+            "trained_on": sources, "questions": {s: sum(it.source == s for it in items) for s in sources},
+            "validation_fold": validation,
             "validation_average_precision": {"doc1": ap1, "doc2": ap2, "pair": ap_pair, "unit": ap3},
             "validation_pair_top1": round(float(np.mean(top1)), 4)}
-    out = Path(sys.argv[sys.argv.index("--out") + 1]) if "--out" in sys.argv else OUT
+    if dense is None:
+        return spec
+    k = candidates or rerank.CANDIDATES
+    log(f"rerank (the {k} likeliest units by out-of-fold unit logits, read by the transformer)")
+    zs = out_of_fold(kind, x, y, fold, features.UNIT_FEATURES, [(u, it.fold) for u, it in zip(us, items)])
+    rows, ys, folds, found = [], [], [], []
+    for it, z in zip(items, zs):
+        chosen = rerank.candidates(z, k)
+        cos = rerank.dense_cosine(it.ctx.job, it.ctx.seg, chosen, dense)
+        rows.append(rerank.rerank_features(it.ctx.seg, chosen, z, cos, it.ctx.cos_u))
+        ys.append(it.unit_y[chosen])
+        folds.append(np.full(len(chosen), it.fold))
+        found.append(bool(it.unit_y[chosen].any()) if it.unit_y.any() else None)
+    x, y, fold = np.concatenate(rows), np.concatenate(ys), np.concatenate(folds)
+    reachable = [f for f in found if f is not None]
+    log(f"  an evidence unit is among the candidates in {np.mean(reachable):.3f} of {len(reachable)} questions")
+    _, head_r, ap4 = select(x, y, fold, rerank.RERANK_FEATURES, validation, log=log)
+    spec["rerank"] = head_r.to_json()
+    spec["rerank_candidates"] = k
+    spec["validation_average_precision"]["rerank"] = ap4
+    return spec
+
+
+def main() -> None:
+    from hotpot_to_batch import resolve
+    from middleware.library import Ragpress
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", action="append", default=None, help="a training file (repeatable)")
+    ap.add_argument("--holdout", action="store_true", help="fit without --fold's questions")
+    ap.add_argument("--fold", type=int, default=0)
+    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--no-rerank", action="store_true", help="no transformer rerank head")
+    args = ap.parse_args()
+    engine = Ragpress()
+    items = build_items([resolve(d) for d in (args.data or TRAINING_FILES)], engine)
+    if args.holdout:
+        # Without the held-out fold at all: neither the heads nor the choice of their kind see it.
+        items = [it for it in items if it.fold != args.fold]
+    spec = fit(items, dense=None if args.no_rerank else engine.models.onnx_embedder().embed)
+    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(spec, separators=(",", ":")) + "\n")
     print(f"wrote {out}")

@@ -3,11 +3,14 @@
     .venv/bin/python bench/train_extractive_head.py --holdout --out /tmp/holdout_head.json
     .venv/bin/python bench/tune_extractive_thresholds.py /tmp/holdout_head.json
 
-Runs the method with heads fitted WITHOUT the validation split (fold 0 of
-hotpot_retrieved_500.jsonl) over that split's questions, at 150/300/600 tokens
+Runs the method with heads fitted WITHOUT the validation split (fold 0 of the
+training files: hotpot_retrieved_500.jsonl and nq_hybrid_train.jsonl under
+RAGPRESS_DATA) over that split's questions, at 150/300/600 tokens
 and several thresholds, and prints supporting-fact recall, answer kept and
 tokens used. The default is the knee: the largest threshold whose recall at 600
-tokens is within 0.005 of the best. hotpot_distractor_dev100 is not read.
+tokens is within 0.005 of the best. The dev files are not read.
+(bench/crossval_extractive.py --grid min_probability=... does the same over all
+five folds.)
 Writes bench/results/extractive_thresholds.json.
 """
 
@@ -19,13 +22,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-DATA = HERE.parent.parent / "shared" / "data" / "hotpotqa" / "hotpot_retrieved_500.jsonl"
 THRESHOLDS = (0.02, 0.01, 0.005, 0.002, 0.001, 0.0)
 
 
 def main() -> None:
     from compressors import head
-    from hotpot_to_batch import convert, fold
+    from hotpot_to_batch import convert, fold, read_rows, resolve
+    from train_extractive_head import TRAINING_FILES
     from metrics import Tally
     from middleware.library import Ragpress
     from middleware.types import Stage
@@ -33,7 +36,7 @@ def main() -> None:
     held = head.load(Path(sys.argv[1]))
     head.load = lambda *a, **k: held  # the method's factory reads the heads through load()
     engine = Ragpress()
-    rows = [json.loads(l) for l in DATA.read_text(encoding="utf-8").splitlines() if l.strip()]
+    rows = [r for f in TRAINING_FILES for r in read_rows(resolve(f))]
     pairs = [convert(r, None) for r in rows if r.get("context") and fold(r["id"]) == 0]
     results = {}
     print(f"{len(pairs)} validation questions")

@@ -2,7 +2,9 @@
 
 Each sentence unit is judged with its document (compressors/features.py: lexical,
 static-embedding, structural and multi-hop bridge signals) by a small trained head
-(compressors/head.py) that gives the probability that it is evidence. Then:
+(compressors/head.py) that gives the probability that it is evidence; with heads
+that have a rerank head, the likeliest units are then read by a real transformer
+(all-MiniLM-L6-v2) and judged again (compressors/rerank.py). Then:
 documents whose best unit is hopeless are dropped whole, near-duplicate units
 across documents are kept once, and units are packed by probability under the
 exact ceiling, stopping early when the rest is unlikely to matter (adaptive: the
@@ -17,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from compressors import head, lexical, packing
+from compressors import head, lexical, packing, rerank
 from compressors.base import CompressionJob, Compressor, StageOutput, parse_options
 from compressors.registry import register
 from middleware.errors import InvalidArgument
@@ -35,28 +37,38 @@ class ExtractiveOptions:
     duplicate_threshold: float = 0.8
     # Put the most relevant documents first and last (against lost-in-the-middle).
     reorder: bool = False
+    # How many of the likeliest units the transformer reads again (0: the cheap heads alone;
+    # used only by heads trained with a rerank head, which the committed heads are not).
+    rerank_candidates: int = rerank.CANDIDATES
 
     def __post_init__(self) -> None:
         for name in ("min_probability", "min_document_probability", "duplicate_threshold"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InvalidArgument(f"method 'extractive': {name} must be in [0, 1], got {value}")
+        if not 0 <= self.rerank_candidates <= rerank.MAX_CANDIDATES:
+            raise InvalidArgument(f"method 'extractive': rerank_candidates must be in [0, {rerank.MAX_CANDIDATES}], "
+                                  f"got {self.rerank_candidates}")
 
 
 class ExtractiveCompressor(Compressor):
-    def __init__(self, options: ExtractiveOptions, embed: Callable[[list[str]], np.ndarray]) -> None:
+    def __init__(self, options: ExtractiveOptions, embed: Callable[[list[str]], np.ndarray],
+                 dense: Callable[[], Any] | None = None) -> None:
         self.options = options
         self.embed = embed
         self.heads = head.load()
+        # The transformer is loaded only when the heads have a rerank head to use it.
+        wanted = dense is not None and self.heads.rerank is not None and options.rerank_candidates > 0
+        self.dense = dense().embed if wanted else None
 
     def compress(self, job: CompressionJob) -> StageOutput:
         seg = packing.segment(job.documents)
         if not seg.units:
             return StageOutput((), {"units_total": 0, "units_kept": 0, "relevant": False})
-        scores = self.heads.score(job, seg, self.embed)
-        prob, doc_best = scores.unit, scores.doc
         opts = self.options
-        eligible = [int(i) for i in np.argsort(-prob, kind="stable")
+        scores = self.heads.score(job, seg, self.embed, self.dense, opts.rerank_candidates)
+        prob, doc_best = scores.unit, scores.doc
+        eligible = [int(i) for i in scores.order
                     if prob[i] >= opts.min_probability and doc_best[seg.units[i].doc] >= opts.min_document_probability]
         if not job.query.strip():
             # No query to judge against: leading units first, document by document.
@@ -71,6 +83,7 @@ class ExtractiveCompressor(Compressor):
             "documents_filtered": int(sum(doc_best < opts.min_document_probability)),
             "max_probability": round(float(prob.max()), 4),
             "relevant": bool(prob.max() >= opts.min_probability),
+            "reranked": scores.reranked,
         })
         return StageOutput(docs, details)
 
@@ -102,4 +115,4 @@ def _edges_first(docs, relevance):
                         "embedding, structural and bridge features)")
 def _factory(options: Mapping[str, Any], models: ModelRegistry) -> Compressor:
     opts = parse_options(ExtractiveOptions, options, "extractive")
-    return ExtractiveCompressor(opts, models.static_embedder().embed)
+    return ExtractiveCompressor(opts, models.static_embedder().embed, models.onnx_embedder)

@@ -18,7 +18,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from compressors import features, packing
+from compressors import features, packing, rerank
 from compressors.base import CompressionJob
 from compressors.trees import Forest, expect_features
 
@@ -56,6 +56,8 @@ class Logistic:
 class Scores:
     unit: np.ndarray   # probability that each unit is evidence
     doc: np.ndarray    # probability that each document holds evidence (alone, or in the best pairs)
+    order: np.ndarray  # units by priority: the reranked candidates first, then the rest by probability
+    reranked: int = 0  # how many units the transformer read
 
 
 class DocumentScores(NamedTuple):
@@ -74,6 +76,7 @@ class Heads:
     doc2: Logistic | Forest
     pair: Logistic | Forest
     unit: Logistic | Forest
+    rerank: Logistic | Forest | None = None  # absent in heads trained without a transformer pass
 
     def documents(self, ctx: features.Context) -> DocumentScores:
         d1 = features.doc_features_1(ctx)
@@ -83,19 +86,40 @@ class Heads:
         return DocumentScores(alone, features.pair_marginals(len(alone), pairs, logits),
                               features.pair_marginals(len(alone), pairs, logits / SOFT_TEMPERATURE))
 
-    def score(self, job: CompressionJob, seg: packing.Segmented, embed: Callable) -> Scores:
+    def score(self, job: CompressionJob, seg: packing.Segmented, embed: Callable,
+              dense: Callable | None = None, candidates: int = 0) -> Scores:
+        """Every unit's probability; with ``dense`` (a real sentence embedder) and a rerank head,
+        the ``candidates`` likeliest units are judged again by the rerank head (compressors/rerank.py)."""
         ctx = features.prepare(job, seg, embed)
         docs = self.documents(ctx)
-        prob = self.unit(features.unit_features(ctx, docs.alone, docs.share, docs.soft_share))
-        return Scores(prob, np.maximum(docs.alone, docs.share))
+        logits = self.unit.logit(features.unit_features(ctx, docs.alone, docs.share, docs.soft_share))
+        prob = _sigmoid(logits)
+        order = np.argsort(-logits, kind="stable")
+        chosen = order[:0]
+        if self.rerank is not None and dense is not None and candidates > 0:
+            chosen = rerank.candidates(logits, candidates)
+            cos = rerank.dense_cosine(job, seg, chosen, dense)
+            prob[chosen] = self.rerank(rerank.rerank_features(seg, chosen, logits, cos, ctx.cos_u))
+            order = np.concatenate([chosen[np.argsort(-prob[chosen], kind="stable")], order[len(chosen):]])
+        return Scores(prob, np.maximum(docs.alone, docs.share), order, len(chosen))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
 
 @lru_cache(maxsize=1)
 def load(path: Path = HEAD_PATH) -> Heads:
-    spec = json.loads(path.read_text(encoding="utf-8"))
-    return Heads(*(_LOADERS[spec[name].get("kind", "logistic")](spec[name], names)
-                   for name, names in (("doc1", features.DOC_FEATURES_1), ("doc2", features.DOC_FEATURES_2),
-                                       ("pair", features.PAIR_FEATURES), ("unit", features.UNIT_FEATURES))))
+    return from_spec(json.loads(path.read_text(encoding="utf-8")))
+
+
+def from_spec(spec: dict) -> Heads:
+    """Heads from their JSON description (what the training script writes)."""
+    heads = {name: _LOADERS[spec[name].get("kind", "logistic")](spec[name], names)
+             for name, names in (("doc1", features.DOC_FEATURES_1), ("doc2", features.DOC_FEATURES_2),
+                                 ("pair", features.PAIR_FEATURES), ("unit", features.UNIT_FEATURES),
+                                 ("rerank", rerank.RERANK_FEATURES)) if name in spec}
+    return Heads(**heads)
 
 
 _LOADERS = {"logistic": Logistic.from_json, "forest": Forest.from_json}

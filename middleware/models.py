@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from middleware.embedders import Embedder, default_embedding_path, load_embedder
 from middleware.settings import Settings
@@ -25,6 +25,7 @@ class ModelRegistry:
         self.tokenizers = TokenizerRegistry(settings.unknown_model)
         self._embedder = embedder
         self._static: Embedder | None = None
+        self._onnx: Embedder | None = None
         self._lock = threading.Lock()
         self._local: dict[str, Any] = {}
         self._local_lock = threading.Lock()
@@ -42,22 +43,36 @@ class ModelRegistry:
 
         With ``embedding_model = "hashing"`` (no model at all) it is the hashing embedder.
         """
+        from middleware.embedders import StaticEmbedder
+
+        return self._derived("_static", StaticEmbedder)
+
+    def onnx_embedder(self) -> Embedder:
+        """all-MiniLM-L6-v2 as an int8 ONNX model (ONNX Runtime; built once, cached on disk):
+        real sentence vectors for the few sentences a method reads closely.
+
+        With ``embedding_model = "hashing"`` (no model at all) it is the hashing embedder.
+        """
+        from middleware.embedders import onnx_embedder
+
+        return self._derived("_onnx", onnx_embedder)
+
+    def _derived(self, attr: str, build: Callable[[str, Path], Embedder]) -> Embedder:
+        """A model file derived from the embedding model (built into the cache folder once), loaded once."""
         if self.settings.embedding_model == "hashing":
             return self.embedder()
-        if self._static is None:
+        if getattr(self, attr) is None:
             with self._lock:
-                if self._static is None:
-                    from middleware.embedders import StaticEmbedder
-
+                if getattr(self, attr) is None:
                     model_dir = self.settings.embedding_model or default_embedding_path()
-                    self._static = StaticEmbedder(model_dir, self.settings.resolved_cache_dir())
-        return self._static
+                    setattr(self, attr, build(model_dir, self.settings.resolved_cache_dir()))
+        return getattr(self, attr)
 
     def clear_caches(self) -> None:
         """Forget the kernel's per-text caches (token counts, vectors); the service's
         :meth:`~middleware.library.Ragpress.clear_caches` also clears the methods' own."""
         self.tokenizers.clear_caches()
-        for embedder in (self._embedder, self._static):
+        for embedder in (self._embedder, self._static, self._onnx):
             if hasattr(embedder, "clear_cache"):
                 embedder.clear_cache()
 

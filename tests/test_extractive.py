@@ -162,3 +162,71 @@ def test_titles_that_are_only_a_qualifier_or_punctuation_are_no_titles(fast_engi
     res = fast_engine.compress(BRIDGE_QUERY, docs, 40)
     assert 0 < res.compressed_tokens <= 40
     assert "Marrow" in res.context
+
+
+NQ_LIKE = [
+    {"id": f"x{k}", "title": f"Album {k}", "text": f"Album {k} was recorded in a studio. The band toured in spring."}
+    for k in range(6)
+] + [{"id": "gold", "title": "Rip It Up", "text": "Rip It Up is an album. It was sung by the band Orange Juice."}]
+NQ_QUERY = "who sang rip it up and start again album band"
+
+
+def _with_rerank():
+    """The committed heads plus a rerank head that follows the transformer's cosine alone."""
+    import dataclasses
+
+    from compressors import rerank
+    from compressors.head import Logistic
+
+    names = rerank.RERANK_FEATURES
+    coef = np.array([5.0 if n == "dense_cos" else 0.0 for n in names], np.float32)
+    ones = np.ones(len(names), np.float32)
+    return dataclasses.replace(load(), rerank=Logistic(names, ones * 0, ones, coef, 0.0))
+
+
+def test_the_transformer_reads_a_prefix_of_the_cheap_ranking_and_reorders_only_it(fast_engine):
+    from compressors import packing
+    from compressors.base import CompressionJob
+
+    req = fast_engine.request(NQ_QUERY, NQ_LIKE, 60)
+    job = CompressionJob(req.query, req.documents, 60, fast_engine.models.tokenizers.get(req.model))
+    seg = packing.segment(req.documents)
+    gold = next(i for i, u in enumerate(seg.units) if "Orange Juice" in u.text)
+    calls = []
+
+    def oracle(texts):  # the query and the gold sentence share a vector; every other text is orthogonal
+        calls.append(list(texts))
+        out = np.zeros((len(texts), 3), np.float32)
+        for i, t in enumerate(texts):
+            out[i, 0 if (i == 0 or "Orange Juice" in t) else 1 + i % 2] = 1.0
+        return out
+
+    heads, embed = _with_rerank(), fast_engine.models.static_embedder().embed
+    cheap = heads.score(job, seg, embed)
+    k = int(np.flatnonzero(cheap.order == gold)[0]) + 2
+    read = heads.score(job, seg, embed, oracle, k)
+    assert cheap.reranked == 0 and read.reranked == k and len(calls) == 1 and len(calls[0]) == 1 + k
+    assert set(read.order[:k].tolist()) == set(cheap.order[:k].tolist())
+    assert read.order[k:].tolist() == cheap.order[k:].tolist()
+    assert int(read.order[0]) == gold
+
+
+def test_rerank_candidates_is_bounded(fast_engine):
+    from middleware.errors import InvalidArgument
+
+    for bad in (-1, 10_000):
+        with pytest.raises(InvalidArgument, match="rerank_candidates"):
+            fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"rerank_candidates": bad})])
+    res = fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"rerank_candidates": 4})])
+    assert res.stages[0].details["reranked"] == 0  # the committed heads have no rerank head
+
+
+@pytest.mark.slow
+def test_the_int8_onnx_minilm_agrees_with_sentence_transformers(real_engine):
+    texts = ["who sang rip it up and start again",
+             "Rip It Up: Rip It Up is the second album by Scottish post-punk band Orange Juice.",
+             "Driver's license: Karl Benz had to receive written permission to operate his car."]
+    fast, full = real_engine.models.onnx_embedder().embed(texts), real_engine.models.embedder().embed(texts)
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-4)
+    assert np.all(np.sum(fast * full, axis=1) > 0.9)  # int8 weights move vectors a little, not their meaning
+    assert (fast[1] @ fast[0] > fast[2] @ fast[0]) and (full[1] @ full[0] > full[2] @ full[0])
