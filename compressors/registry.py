@@ -30,7 +30,7 @@ class Method:
 _METHODS: dict[str, Method] = {}
 # Modules that register methods when imported; imported on first lookup so that
 # `import compressors` stays light.
-_BUILTIN_MODULES = ("compressors.extractive", "compressors.baselines")
+_BUILTIN_MODULES = ("compressors.extractive", "compressors.baselines", "compressors.abstractive")
 _loaded = False
 
 

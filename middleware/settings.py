@@ -90,6 +90,8 @@ class Settings:
     prefix_cache_codec: str = "fp"
     # Prompt template for Generate: a registered name or template text.
     prompt_template: str = "default"
+    # Finished outputs of the abstractive method kept for repeated requests (0 turns the cache off).
+    summary_cache_entries: int = 1024
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None,
@@ -146,6 +148,8 @@ class Settings:
             raise InvalidArgument(f"setting local_threads must be >= 0, got {self.local_threads}")
         if self.prefix_cache_bytes < 0 or self.prefix_cache_block < 1:
             raise InvalidArgument("settings prefix_cache_bytes must be >= 0 and prefix_cache_block >= 1")
+        if self.summary_cache_entries < 0:
+            raise InvalidArgument(f"setting summary_cache_entries must be >= 0, got {self.summary_cache_entries}")
         if self.prefix_cache_codec not in ("fp", "int8"):
             raise InvalidArgument(f"setting prefix_cache_codec must be 'fp' or 'int8', got {self.prefix_cache_codec!r}")
 

@@ -21,7 +21,8 @@ from typing import Any, AsyncIterator, Sequence
 
 from compressors import context as ctx
 from middleware.errors import DeadlineExceeded, InvalidArgument, Unavailable
-from middleware.generation import gateway, prompt as prompts
+from middleware.generation import prompt as prompts
+from middleware.llm import completion as gateway
 from middleware.llm.local import local_name
 from middleware.generation.prompt import Demonstration, Prompt
 from middleware.llm.runtime import LocalGeneration, SamplingParams
@@ -122,10 +123,10 @@ class Generator:
         # Local generation has its own threads so long generations never starve compression.
         self._local_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragpress-local-llm")
 
-    def prepare(self, request: GenerateRequest, request_id: str = "") -> Prepared:
-        """Compress and assemble (blocking, CPU)."""
+    def prepare(self, request: GenerateRequest, request_id: str = "", deadline: float | None = None) -> Prepared:
+        """Compress and assemble (blocking, CPU); ``deadline`` (monotonic seconds) reaches the stages."""
         template = prompts.resolve_template(request.template, self.settings.prompt_template)
-        result = self.pipeline.compress(request.compress, request_id)
+        result = self.pipeline.compress(request.compress, request_id, deadline)
         fmt = request.compress.context_format
         system = request.system_prompt or prompts.DEFAULT_SYSTEM
         build = lambda text: prompts.assemble(template, system, text, request.compress.query, request.demonstrations)
