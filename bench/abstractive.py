@@ -178,7 +178,8 @@ def summarise(rows):
             unsupported_facts_dropped=sum(r["unsupported_dropped"] for r in stages),
             returned_unsupported_facts=sum(len(r["returned_unsupported"]) for r in stages),
             returned_unsupported_examples=[u for r in stages for u in r["returned_unsupported"]][:10],
-            stage_p50_ms=pct([r["stage_ms"] for r in stages], 0.5), stage_p95_ms=pct([r["stage_ms"] for r in stages], 0.95),
+            stage_p50_ms=pct([r["stage_ms"] for r in stages], 0.5),
+            stage_p95_ms=pct([r["stage_ms"] for r in stages], 0.95),
             summarizer_prompt_tokens=mean(r["summarizer_prompt"] for r in stages),
             summarizer_completion_tokens=mean(r["summarizer_completion"] for r in stages),
             summarizer_usd_per_question=mean(r["summarizer_usd"] for r in stages))

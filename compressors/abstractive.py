@@ -87,7 +87,8 @@ class AbstractiveOptions:
         if self.fallback is not None and self.fallback not in POLICIES:
             raise InvalidArgument(f"{m}: fallback must be one of {list(POLICIES)}, got {self.fallback!r}")
         if self.on_unfaithful not in ON_UNFAITHFUL:
-            raise InvalidArgument(f"{m}: on_unfaithful must be one of {list(ON_UNFAITHFUL)}, got {self.on_unfaithful!r}")
+            raise InvalidArgument(f"{m}: on_unfaithful must be one of {list(ON_UNFAITHFUL)}, "
+                                  f"got {self.on_unfaithful!r}")
         if self.input_tokens < 16 or self.max_new_tokens < 4:
             raise InvalidArgument(f"{m}: input_tokens must be >= 16 and max_new_tokens >= 4")
         if not 0.0 <= self.copy_bias <= 10.0:
@@ -223,7 +224,8 @@ def _sentences(text: str) -> tuple[list[str], int]:
     return out, nothing
 
 
-def _fit(job: CompressionJob, sentences: list[tuple[str, tuple[Document, ...]]]) -> tuple[tuple[Document, ...], list, int]:
+def _fit(job: CompressionJob,
+         sentences: list[tuple[str, tuple[Document, ...]]]) -> tuple[tuple[Document, ...], list, int]:
     """Documents holding the attributed sentences, within the budget (last sentences dropped first)."""
     order = {d.id: i for i, d in enumerate(job.documents)}
     attributed = []

@@ -88,9 +88,10 @@ IDENTIFIER = re.compile(r"(?<![\w-])(?=[\w-]*[^\W\d_])(?=[\w-]*\d)[\w]+(?:-[\w]+
 CJK_TERM = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u30a0-\u30ff\u31f0-\u31ff]+")
 HANGUL_WORD = re.compile(r"[\uac00-\ud7af]+")
 # Han characters that are grammar rather than content; CJK terms are split at them.
-_CJK_FUNCTION = set("的了是在和与及也有为被将把从对而并或等个們们这那其之于以所就都还又很更最已")
-_HANGUL_PARTICLES = sorted("은 는 이 가 을 를 의 에 에서 에게 와 과 도 로 으로 만 까지 부터 이다 입니다 였다 이었다 했다 하다 한 된 인".split(),
-                           key=len, reverse=True)
+_CJK_FUNCTION = set("的了是在和与及也有为被将把从对而并或等个們们"
+                    "这那其之于以所就都还又很更最已")
+_HANGUL_PARTICLES = sorted("은 는 이 가 을 를 의 에 에서 에게 와 과 도 로 으로 만 까지 부터 "
+                           "이다 입니다 였다 이었다 했다 하다 한 된 인".split(), key=len, reverse=True)
 # Capitalised words that begin sentences without naming anything.
 STARTERS = frozenset(
     "a an the it its he she his her they their them this that these those there here both each either "

@@ -145,7 +145,8 @@ class RemoteSummarizer(Summarizer):
             if exc.timed_out and left <= s.llm_timeout_seconds:
                 raise DeadlineExceeded(f"the deadline passed while waiting for {self.model}") from exc
             raise
-        prompt = done.prompt_tokens if done.prompt_tokens is not None else sum(self.count(m["content"]) for m in messages)
+        prompt = done.prompt_tokens if done.prompt_tokens is not None \
+            else sum(self.count(m["content"]) for m in messages)
         written = done.completion_tokens if done.completion_tokens is not None else self.count(done.text)
         cost = completion.cost_usd(self.model, prompt, written) or 0.0
         return Summary(done.text, self.model, prompt, written, cost, done.finish_reason)

@@ -318,3 +318,16 @@ def test_the_abstractive_contract(fast_engine, pairs, query, summary, budget, fm
         for item in out.details["attribution"]:
             assert faithfulness.check(item["text"], source).ok, item
             assert item["documents"] and set(item["documents"]) <= set(by_id)
+
+
+def test_settings_and_batch_lines_carry_the_new_knobs():
+    from middleware.batch import BatchDefaults, parse_line
+    from middleware.settings import Settings
+
+    with pytest.raises(InvalidArgument, match="summary_cache_entries"):
+        Settings.from_mapping({"summary_cache_entries": -1})
+    assert Settings.from_mapping({"summary_cache_entries": "0"}).summary_cache_entries == 0
+    line = {"query": "q", "documents": [{"text": "t"}], "target_tokens": 50,
+            "pipeline": [{"method": "extractive", "target_tokens": 300}, {"method": "abstractive", "keep_ratio": 0.5}]}
+    request = parse_line(line, BatchDefaults())
+    assert [s.budget for s in request.pipeline] == [Budget(max_tokens=300), Budget(keep_ratio=0.5)]

@@ -174,3 +174,22 @@ def test_the_local_summariser_on_the_real_model(local_dir):
     job = CompressionJob(QUERY, tuple(docs), 50, engine.models.tokenizers.get("gpt-4o"), deadline=time.monotonic())
     with pytest.raises(DeadlineExceeded):
         method.compress(job)
+
+
+async def test_generate_with_an_abstractive_pipeline_counts_the_summariser_in_the_ledger(served, upstream):
+    stub, running = served
+    b = upstream.reset(reply="Paris has 2,102,650 inhabitants.")
+    req = pb.GenerateRequest(query=QUERY, documents=DOCS, model="openai/gpt-4o-mini")
+    stage = req.pipeline.add(method="abstractive")
+    stage.options.update({"summarizer": SUMMARIZER, "cache": False})
+    req.budget.max_tokens = 40
+    running.recorder.flush(30)
+    before = sum(r.compute_usd for r in running.recorder.query(convert.usage_query_from_pb(pb.GetUsageRequest())))
+    reply = await stub.Generate(req)
+    # Two upstream calls: the summariser's, then the answer's, whose prompt holds the summary.
+    assert len(b.requests) == 2 and "2,102,650" in b.requests[1]["messages"][-1]["content"]
+    summariser_cost = reply.compression.stages[0].usage.cost_usd
+    assert reply.text == b.reply and summariser_cost > 0
+    assert running.recorder.flush(30)
+    after = sum(r.compute_usd for r in running.recorder.query(convert.usage_query_from_pb(pb.GetUsageRequest())))
+    assert after - before >= summariser_cost
