@@ -331,3 +331,19 @@ def test_settings_and_batch_lines_carry_the_new_knobs():
             "pipeline": [{"method": "extractive", "target_tokens": 300}, {"method": "abstractive", "keep_ratio": 0.5}]}
     request = parse_line(line, BatchDefaults())
     assert [s.budget for s in request.pipeline] == [Budget(max_tokens=300), Budget(keep_ratio=0.5)]
+
+
+def test_backfill_adds_verbatim_sentences_in_the_room_the_summary_leaves(models, tok):
+    comp, _ = compressor(models, "The Eiffel Tower was finished in 1889.", backfill=True)
+    plain, _ = compressor(models, "The Eiffel Tower was finished in 1889.")
+    out, bare = comp.compress(job(tok, budget=80)), plain.compress(job(tok, budget=80))
+    assert out.details["backfilled_tokens"] > 0
+    assert context.count(out.documents, job(tok).context_format, tok) <= 80
+    assert context.count(bare.documents, job(tok).context_format, tok) < context.count(
+        out.documents, job(tok).context_format, tok)
+    tower = next(d for d in out.documents if d.id == "tower")
+    assert tower.text.startswith("The Eiffel Tower was finished in 1889. ")
+    # What was added is the documents' own sentences.
+    originals = {d.id: d.text for d in DOCS}
+    extra = " ".join(d.text for d in out.documents).replace("The Eiffel Tower was finished in 1889.", "")
+    assert all(s.strip(". ") in " ".join(originals.values()) for s in extra.split(". ") if s.strip(". "))
