@@ -150,8 +150,8 @@ def evaluate(engine, name, pipeline, budget, pairs, compute_per_hour, progress):
                        returned_unsupported=recheck(result, line))
         rows.append(row)
         if progress:
-            print(f"  {name} @{budget} {k + 1}/{len(pairs)} {ms:,.0f} ms {row.get('outcome', '')}", file=sys.stderr,
-                  flush=True)
+            print(f"  {name} @{budget} {k + 1}/{len(pairs)} {ms:,.0f} ms answer {row['answer']} "
+                  f"{row.get('outcome', '')}", file=sys.stderr, flush=True)
     return rows
 
 
@@ -232,6 +232,12 @@ def main() -> None:
               "budgets": args.budgets, "compute_usd_per_hour": settings.compute_usd_per_hour,
               "loadavg_start": load_start, "data": {}}
     started = time.time()
+    tag = None
+    if args.limit or args.budgets != DEFAULT_BUDGETS or args.data or args.summarizer or args.options != "{}":
+        tag = f"limit{args.limit}" if args.limit else "custom"
+    out = Path(args.out) if args.out else HERE / "results" / (f"abstractive_{tag}.json" if tag else "abstractive.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".partial.json")
     for path in data:
         pairs = load(path, args.limit)
         per_file = {"questions": len(pairs), "budgets": {}}
@@ -248,17 +254,16 @@ def main() -> None:
                 "loadavg": os.getloadavg(),
                 "rows": {"extractive": ext, "abstractive": abs_rows}}
             print_table(path, budget, per_file["budgets"][str(budget)])
+            # A long run keeps what it has measured so far (removed when the run completes).
+            report["data"][path] = per_file
+            partial.write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
         per_file["cache"] = time_cache(engine, abstractive, args.budgets[-1], pairs, args.repeat)
         print(f"{path}: summary cache, {per_file['cache']}")
         report["data"][path] = per_file
     report["seconds"] = time.time() - started
     report["loadavg_end"] = os.getloadavg()
-    tag = None
-    if args.limit or args.budgets != DEFAULT_BUDGETS or args.data or args.summarizer or args.options != "{}":
-        tag = f"limit{args.limit}" if args.limit else "custom"
-    out = Path(args.out) if args.out else HERE / "results" / (f"abstractive_{tag}.json" if tag else "abstractive.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
+    partial.unlink(missing_ok=True)
     print(f"wrote {out}")
 
 
