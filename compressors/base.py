@@ -8,18 +8,23 @@ from typing import Any, Mapping
 
 from middleware.options import parse_options  # noqa: F401  (moved to the kernel; kept importable here)
 from middleware.tokens import ModelTokenizer
-from middleware.types import ContextFormat, Document
+from middleware.types import CompressorUsage, ContextFormat, Document
 
 
 @dataclass(frozen=True)
 class CompressionJob:
-    """What a stage gets: the query, the current documents and the ceiling."""
+    """What a stage gets: the query, the current documents and the ceiling.
+
+    ``deadline`` is the caller's, in ``time.monotonic()`` seconds (``None``: no
+    deadline); methods that wait on a model bound their wait by it.
+    """
 
     query: str
     documents: tuple[Document, ...]
     budget_tokens: int
     tokenizer: ModelTokenizer
     context_format: ContextFormat = ContextFormat()
+    deadline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,9 @@ class StageOutput:
 
     documents: tuple[Document, ...]
     details: Mapping[str, Any] = field(default_factory=dict)
+    # A stage that called a language model says what it spent (the usage ledger
+    # counts its dollars as the compressor's cost).
+    usage: CompressorUsage | None = None
 
 
 class Compressor(ABC):

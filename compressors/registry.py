@@ -32,7 +32,8 @@ class Method:
 _METHODS: dict[str, Method] = {}
 # Modules that register methods when imported; imported on first lookup so that
 # `import compressors` stays light.
-_BUILTIN_MODULES = ("compressors.extractive", "compressors.baselines", "compressors.tokens", "compressors.tokens_lite")
+_BUILTIN_MODULES = ("compressors.extractive", "compressors.baselines", "compressors.tokens", "compressors.tokens_lite",
+                    "compressors.abstractive")
 _loaded = False
 
 

@@ -69,7 +69,7 @@ def parse_line(obj: Any, defaults: BatchDefaults) -> CompressRequest:
         stages = obj["pipeline"]
         if not isinstance(stages, list) or not all(isinstance(s, dict) for s in stages):
             raise InvalidArgument("pipeline must be a list of {\"method\", \"options\"} objects")
-        pipeline = tuple(Stage(s.get("method", ""), s.get("options") or {}) for s in stages)
+        pipeline = tuple(Stage(s.get("method", ""), s.get("options") or {}, _stage_budget(s)) for s in stages)
     else:
         method = obj.get("method", defaults.method)
         if not isinstance(method, str):
@@ -80,6 +80,17 @@ def parse_line(obj: Any, defaults: BatchDefaults) -> CompressRequest:
         raise InvalidArgument("model must be a string")
     return CompressRequest(query=query, documents=tuple(as_document(d, i) for i, d in enumerate(docs)),
                            budget=budget, model=model, pipeline=pipeline)
+
+
+def _stage_budget(stage: dict) -> Budget | None:
+    """A stage's own ``target_tokens`` (or ``keep_ratio``), if it has one."""
+    if "target_tokens" in stage and "keep_ratio" in stage:
+        raise InvalidArgument("a pipeline stage gives target_tokens or keep_ratio, not both")
+    if "target_tokens" in stage:
+        return Budget(max_tokens=stage["target_tokens"])
+    if "keep_ratio" in stage:
+        return Budget(keep_ratio=stage["keep_ratio"])
+    return None
 
 
 def result_record(line_id: Any, request: CompressRequest, result: CompressResult, latency_ms: float) -> dict:

@@ -13,7 +13,7 @@ from google.protobuf import json_format, struct_pb2
 from middleware.errors import InvalidArgument
 from middleware.settings import Settings
 from middleware.types import (
-    DEFAULT_SEPARATOR, Budget, CompressRequest, CompressResult, ContextFormat, Document, Stage,
+    DEFAULT_SEPARATOR, Budget, CompressorUsage, CompressRequest, CompressResult, ContextFormat, Document, Stage,
 )
 from middleware.types import Demonstration
 from ragpress.v1 import ragpress_pb2 as pb
@@ -90,7 +90,8 @@ def pipeline_from_pb(method: str, stages: list[pb.CompressionStage], settings: S
     if method and stages:
         raise InvalidArgument("give either method or pipeline, not both")
     if stages:
-        return tuple(Stage(s.method, struct_to_dict(s.options, f"pipeline[{i}].options"))
+        return tuple(Stage(s.method, struct_to_dict(s.options, f"pipeline[{i}].options"),
+                           budget_from_pb(s.budget, True) if s.HasField("budget") else None)
                      for i, s in enumerate(stages))
     return (Stage(method or settings.default_method),)
 
@@ -122,7 +123,8 @@ def compress_result_to_pb(result: CompressResult) -> pb.CompressResponse:
         original_tokens=result.original_tokens,
         compressed_tokens=result.compressed_tokens,
         stages=[pb.StageStats(method=s.method, input_tokens=s.input_tokens, output_tokens=s.output_tokens,
-                              latency_ms=s.latency_ms, details=dict_to_struct(s.details, "details"))
+                              latency_ms=s.latency_ms, details=dict_to_struct(s.details, "details"),
+                              usage=_usage_to_pb(s.usage))
                 for s in result.stages],
         model=result.model,
         tokenizer=result.tokenizer,
@@ -144,7 +146,7 @@ def compress_result_from_pb(msg: pb.CompressResponse) -> CompressResult:
         compressed_tokens=msg.compressed_tokens,
         budget_tokens=msg.budget_tokens,
         stages=tuple(StageStats(s.method, s.input_tokens, s.output_tokens, s.latency_ms,
-                                struct_to_dict(s.details)) for s in msg.stages),
+                                struct_to_dict(s.details), _usage_from_pb(s)) for s in msg.stages),
         model=msg.model,
         tokenizer=msg.tokenizer,
         tokenizer_fallback=msg.tokenizer_fallback,
@@ -153,22 +155,40 @@ def compress_result_from_pb(msg: pb.CompressResponse) -> CompressResult:
     )
 
 
+def _usage_to_pb(usage: CompressorUsage | None) -> pb.CompressorUsage | None:
+    if usage is None:
+        return None
+    return pb.CompressorUsage(model=usage.model, prompt_tokens=usage.prompt_tokens,
+                              completion_tokens=usage.completion_tokens, cost_usd=usage.cost_usd, cached=usage.cached)
+
+
+def _usage_from_pb(stage: pb.StageStats) -> CompressorUsage | None:
+    if not stage.HasField("usage"):
+        return None
+    u = stage.usage
+    return CompressorUsage(u.model, u.prompt_tokens, u.completion_tokens, u.cost_usd, u.cached)
+
+
 def compress_request_to_pb(req: CompressRequest) -> pb.CompressRequest:
     msg = pb.CompressRequest(
         query=req.query,
         documents=[document_to_pb(d) for d in req.documents],
         model=req.model,
-        pipeline=[pb.CompressionStage(method=s.method, options=dict_to_struct(s.options, "options"))
+        pipeline=[pb.CompressionStage(method=s.method, options=dict_to_struct(s.options, "options"),
+                                      budget=budget_to_pb(s.budget) if s.budget is not None else None)
                   for s in req.pipeline],
         context_format=pb.ContextFormat(
             separator=req.context_format.separator if req.context_format.separator != DEFAULT_SEPARATOR else "",
             omit_titles=not req.context_format.include_titles),
     )
-    if req.budget.max_tokens is not None:
-        msg.budget.max_tokens = req.budget.max_tokens
-    else:
-        msg.budget.keep_ratio = float(req.budget.keep_ratio)
+    msg.budget.CopyFrom(budget_to_pb(req.budget))
     return msg
+
+
+def budget_to_pb(budget: Budget) -> pb.Budget:
+    if budget.max_tokens is not None:
+        return pb.Budget(max_tokens=budget.max_tokens)
+    return pb.Budget(keep_ratio=float(budget.keep_ratio))
 
 
 # GetUsage. The wire's group-by enum maps to the ledger's keys; an unset time is open-ended.

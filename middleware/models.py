@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from middleware.embedders import Embedder, default_embedding_path, load_embedder
 from middleware.settings import Settings
 from middleware.tokens import ModelTokenizer, TokenizerRegistry, hf_tokenizer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ModelRegistry:
@@ -29,6 +30,7 @@ class ModelRegistry:
         self._lock = threading.Lock()
         self._local: dict[str, Any] = {}
         self._local_lock = threading.Lock()
+        self._shared: dict[str, Any] = {}
         self.tokenizers.add_resolver("local/", self._local_tokenizer)
 
     def embedder(self) -> Embedder:
@@ -75,6 +77,20 @@ class ModelRegistry:
         for embedder in (self._embedder, self._static, self._onnx):
             if hasattr(embedder, "clear_cache"):
                 embedder.clear_cache()
+        for state in list(self._shared.values()):
+            if hasattr(state, "clear"):
+                state.clear()
+
+    def shared(self, key: str, build: Callable[[], T]) -> T:
+        """An object a method keeps between requests (e.g. the abstractive summary cache),
+        built once per registry; :meth:`clear_caches` clears it when it has ``clear()``."""
+        state = self._shared.get(key)
+        if state is None:
+            with self._lock:
+                state = self._shared.get(key)
+                if state is None:
+                    state = self._shared[key] = build()
+        return state
 
     def local_runtime(self, model: str) -> Any:
         """The :class:`~middleware.llm.runtime.LocalRuntime` of ``local/<name>``, loaded once."""

@@ -25,7 +25,8 @@ class Pipeline:
     def __init__(self, models: ModelRegistry) -> None:
         self.models = models
 
-    def compress(self, request: CompressRequest, request_id: str = "") -> CompressResult:
+    def compress(self, request: CompressRequest, request_id: str = "", deadline: float | None = None) -> CompressResult:
+        """Run ``request``'s stages; ``deadline`` (``time.monotonic()`` seconds) reaches every stage."""
         tok = self.models.tokenizers.get(request.model)
         fmt = request.context_format
         # Build every stage first: a bad method name or option fails before any work.
@@ -34,18 +35,23 @@ class Pipeline:
         ceiling = request.budget.ceiling(original)
         docs = tuple(request.documents)
         stats = []
-        for stage, compressor in stages:
+        if deadline is None and cancel.current() is not None:
+            deadline = cancel.current().deadline  # the call's deadline, bound by the service
+        for n, (stage, compressor) in enumerate(stages):
             cancel.check()  # a cancelled or timed-out call stops between stages
             before = context.count(docs, fmt, tok)
+            limit = stage.budget.ceiling(original) if stage.budget is not None else ceiling
+            if n == len(stages) - 1:
+                limit = min(limit, ceiling)
             started = time.perf_counter()
-            out = compressor.compress(CompressionJob(request.query, docs, ceiling, tok, fmt))
+            out = compressor.compress(CompressionJob(request.query, docs, limit, tok, fmt, deadline))
             elapsed = (time.perf_counter() - started) * 1000.0
             _check_output(stage.method, docs, out)
             docs = tuple(context.visible(out.documents))
             after = context.count(docs, fmt, tok)
             details = dict(out.details)
-            details["fewer_than_budget"] = after < ceiling and after < before
-            stats.append(StageStats(stage.method, before, after, elapsed, details))
+            details["fewer_than_budget"] = after < limit and after < before
+            stats.append(StageStats(stage.method, before, after, elapsed, details, out.usage))
         text = context.assemble(docs, fmt)
         final = tok.count(text)
         if final > ceiling:
@@ -88,6 +94,7 @@ def fill(collections: "Collections", tenant: str, collection: str, query: "Query
 
 
 def retrieve_and_compress(collections: "Collections", pipeline: Pipeline, tenant: str, collection: str,
-                          query: "Query", request: CompressRequest, request_id: str = "") -> CompressResult:
+                          query: "Query", request: CompressRequest, request_id: str = "",
+                          deadline: float | None = None) -> CompressResult:
     """Retrieve ``query`` from ``collection`` and compress the hits with ``request``'s settings."""
-    return pipeline.compress(fill(collections, tenant, collection, query, request), request_id)
+    return pipeline.compress(fill(collections, tenant, collection, query, request), request_id, deadline)

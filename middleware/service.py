@@ -86,24 +86,25 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         METHOD_LABEL.set("+".join(s.method for s in domain.pipeline))
         source = convert.compress_source_from_pb(request)
         call = CALL.get()
+        deadline = _deadline(context)
         if source is None:
-            work = functools.partial(self._compress_cached, domain, call.tenant, call.request_id)
+            work = functools.partial(self._compress_cached, domain, call.tenant, call.request_id, deadline)
         else:
             from middleware.pipeline import retrieve_and_compress
 
             work = functools.partial(retrieve_and_compress, self._collections(), self.pipeline, call.tenant,
-                                     *source, domain, call.request_id)
+                                     *source, domain, call.request_id, deadline)
         result = await self._offload(context, work)
         if self.recorder is not None:
             self.recorder.record_compress(result)
         return convert.compress_result_to_pb(result)
 
-    def _compress_cached(self, domain, tenant: str, request_id: str):
+    def _compress_cached(self, domain, tenant: str, request_id: str, deadline: float | None = None):
         from middleware.shared_cache import cached_compress
 
         tokenizer = self.pipeline.models.tokenizers.get(domain.model).name
         return cached_compress(self.results, tenant, domain, tokenizer,
-                               lambda: self.pipeline.compress(domain, request_id), request_id)
+                               lambda: self.pipeline.compress(domain, request_id, deadline), request_id)
 
     def _collections(self) -> "Collections":
         if self.collections is None:
@@ -150,6 +151,7 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
             pb.CompressRequest(query=request.query, collection=request.collection,
                                retrieve_top_k=request.retrieve_top_k))
         call = CALL.get()
+        deadline = _deadline(context)
 
         def work() -> "Prepared":
             prepared = domain
@@ -160,7 +162,7 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
 
                 filled = fill(self._collections(), call.tenant, *source, domain.compress)
                 prepared = dataclasses.replace(domain, compress=filled)
-            return self.generator.prepare(prepared, call.request_id, call.tenant)
+            return self.generator.prepare(prepared, call.request_id, call.tenant, deadline)
 
         return await self._offload(context, work)
 
@@ -194,7 +196,8 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
             original_tokens=u.original_prompt_tokens, compressed_tokens=u.prompt_tokens,
             completion_tokens=u.completion_tokens, cached_tokens=u.cached_prompt_tokens,
             cache_query_tokens=u.prompt_tokens if local else 0,
-            compressor_latency_ms=sum(s.latency_ms for s in result.compression.stages))
+            compressor_latency_ms=sum(s.latency_ms for s in result.compression.stages),
+            compressor_usd=self.recorder.compressor_usd(result.compression.stages))
 
     async def Index(self, request: pb.IndexRequest, context: grpc.aio.ServicerContext) -> pb.IndexResponse:
         from retrievers import ops
@@ -224,3 +227,11 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
             raise Unimplemented("this server runs without a usage ledger")
         rows = await self._offload(context, functools.partial(self.recorder.query, query))
         return convert.usage_rows_to_pb(rows)
+
+
+def _deadline(context: grpc.aio.ServicerContext) -> float | None:
+    """The caller's deadline in ``time.monotonic()`` seconds (methods that call a model bound their wait by it)."""
+    import time
+
+    remaining = context.time_remaining()
+    return time.monotonic() + remaining if remaining is not None else None

@@ -91,6 +91,8 @@ class Settings:
     prefix_cache_codec: str = "fp"
     # Prompt template for Generate: a registered name or template text.
     prompt_template: str = "default"
+    # Finished outputs of the abstractive method kept for repeated requests (0 turns the cache off).
+    summary_cache_entries: int = 1024
 
     # --- production (docs/production.md): authentication, TLS, limits, shared state ---
     # API keys, stored hashed: a TOML file (reloaded when it changes) and/or inline entries
@@ -206,6 +208,8 @@ class Settings:
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise InvalidArgument(f"setting redis_url must start with redis://, rediss:// or unix://, "
                                   f"got {self.redis_url!r}")
+        if self.summary_cache_entries < 0:
+            raise InvalidArgument(f"setting summary_cache_entries must be >= 0, got {self.summary_cache_entries}")
         if self.prefix_cache_codec not in ("fp", "int8"):
             raise InvalidArgument(f"setting prefix_cache_codec must be 'fp' or 'int8', got {self.prefix_cache_codec!r}")
 

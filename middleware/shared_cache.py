@@ -135,7 +135,8 @@ def result_key(tenant: str, request: CompressRequest, tokenizer: str) -> str:
     canonical = {
         "v": CACHE_VERSION, "code": methods_fingerprint(), "tenant": tenant, "model": request.model,
         "tokenizer": tokenizer, "budget": [request.budget.max_tokens, request.budget.keep_ratio],
-        "pipeline": [[s.method, dict(s.options)] for s in request.pipeline],
+        "pipeline": [[s.method, dict(s.options), [s.budget.max_tokens, s.budget.keep_ratio] if s.budget else None]
+                     for s in request.pipeline],
         "format": [request.context_format.separator, request.context_format.include_titles],
         "query": request.query,
         "documents": [[d.id, d.title, d.text, dict(d.metadata)] for d in request.documents],

@@ -94,14 +94,22 @@ class Budget:
 
 @dataclass(frozen=True)
 class Stage:
-    """One pipeline step: a registered method and its options."""
+    """One pipeline step: a registered method and its options.
+
+    ``budget`` is the stage's own ceiling (``None``: the request's). An earlier stage
+    may get a larger one than the request (``extractive`` to 300 tokens, then
+    ``abstractive`` to 100); the last stage never exceeds the request's ceiling.
+    """
 
     method: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    budget: Budget | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.method, str) or not self.method.strip():
             raise InvalidArgument("pipeline stage: method must be a non-empty string")
+        if self.budget is not None and not isinstance(self.budget, Budget):
+            raise InvalidArgument(f"pipeline stage {self.method!r}: budget must be a Budget")
         object.__setattr__(self, "options", _frozen(self.options))
 
 
@@ -137,12 +145,29 @@ class CompressRequest:
 
 
 @dataclass(frozen=True)
+class CompressorUsage:
+    """What a stage spent on a language model of its own (the ``abstractive`` summariser).
+
+    Tokens are in that model's tokenizer, not the target's; ``cost_usd`` is from
+    litellm's offline price map (0 for a local model, whose cost is its compute
+    time, and for a cache hit, which calls nothing).
+    """
+
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    cached: bool = False
+
+
+@dataclass(frozen=True)
 class StageStats:
     method: str
     input_tokens: int
     output_tokens: int
     latency_ms: float
     details: Mapping[str, Any] = field(default_factory=dict)
+    usage: CompressorUsage | None = None
 
 
 @dataclass(frozen=True)

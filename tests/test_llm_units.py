@@ -6,7 +6,7 @@ import pytest
 
 from middleware import convert
 from middleware.errors import InvalidArgument
-from middleware.generation import gateway
+from middleware.llm import completion as gateway
 from middleware.llm.local import local_name, parse_model_dirs
 from middleware.settings import Settings
 from middleware.tokens import TokenizerRegistry, hf_tokenizer

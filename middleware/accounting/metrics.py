@@ -91,8 +91,12 @@ class Metrics:
                                   registry=r)
         self.saved = Counter("ragpress_saved_dollars", "Dollars saved by compression, before compute (USD).",
                              usage, registry=r)
-        self.compute = Counter("ragpress_compute_dollars", "Compressor compute time priced in USD.", usage,
+        self.compute = Counter("ragpress_compute_dollars",
+                               "Compressor cost in USD: its compute time and its own model calls.", usage,
                                registry=r)
+        self.compressor_model_tokens = Counter(
+            "ragpress_compressor_model_tokens", "Tokens a compressor spent on its own model (the abstractive "
+            "summariser), in that model's tokenizer.", ("method", "model", "kind"), registry=r)
         self.cache_query = Counter("ragpress_prefix_cache_query_tokens", "Prompt tokens looked up in a prefix cache.",
                                    ("model",), registry=r)
         self.cache_hit = Counter("ragpress_prefix_cache_hit_tokens", "Prompt tokens served from a prefix cache.",

@@ -22,7 +22,7 @@ from middleware.accounting.writer import BatchWriter, recover
 from middleware.errors import InvalidArgument
 from middleware.interceptors import CALL, DEFAULT_TENANT
 from middleware.settings import Settings
-from middleware.types import CompressResult
+from middleware.types import CompressResult, StageStats
 
 
 class Recorder:
@@ -51,18 +51,34 @@ class Recorder:
         self.record_usage(
             "Compress", model=result.model, method=pipeline_label(s.method for s in result.stages),
             original_tokens=result.original_tokens, compressed_tokens=result.compressed_tokens,
-            compressor_latency_ms=sum(s.latency_ms for s in result.stages), request_id=result.request_id)
+            compressor_latency_ms=sum(s.latency_ms for s in result.stages), request_id=result.request_id,
+            compressor_usd=self.compressor_usd(result.stages))
+
+    def compressor_usd(self, stages: Sequence[StageStats]) -> float:
+        """Dollars the stages paid their own models (the abstractive summariser), counting
+        their tokens in the metrics; record_usage adds them to the compressor's cost."""
+        usd = 0.0
+        for stage in stages:
+            if stage.usage is None:
+                continue
+            labels = (self.metrics.method(stage.method), self.metrics.model(stage.usage.model))
+            self.metrics.compressor_model_tokens.labels(*labels, "prompt").inc(stage.usage.prompt_tokens)
+            self.metrics.compressor_model_tokens.labels(*labels, "completion").inc(stage.usage.completion_tokens)
+            usd += stage.usage.cost_usd
+        return usd
 
     def record_usage(self, rpc: str, *, model: str, method: str, original_tokens: int, compressed_tokens: int,
                      completion_tokens: int = 0, cached_tokens: int = 0, cache_query_tokens: int = 0,
                      compressor_latency_ms: float = 0.0, tenant: str | None = None,
-                     request_id: str | None = None) -> None:
+                     request_id: str | None = None, compressor_usd: float = 0.0) -> None:
         """Record any token-spending call (Generate, SelectDemonstrations, ...).
 
         ``original_tokens``/``compressed_tokens`` are the prompt without and with
         compression; ``cached_tokens`` of the compressed prompt came from a prefix
-        cache that was asked about ``cache_query_tokens`` tokens. Tenant and request
-        id default to the current call's (:data:`middleware.interceptors.CALL`).
+        cache that was asked about ``cache_query_tokens`` tokens. The compressor's cost
+        is its latency priced at ``compute_usd_per_hour`` plus ``compressor_usd`` (what
+        it paid its own model). Tenant and request id default to the current call's
+        (:data:`middleware.interceptors.CALL`).
         """
         if rpc not in RPCS:
             raise InvalidArgument(f"usage record: rpc must be one of {list(RPCS)}, got {rpc!r}")
@@ -86,7 +102,9 @@ class Recorder:
         if cache_query_tokens:
             m.cache_query.labels(labels[2]).inc(cache_query_tokens)
             m.cache_hit.labels(labels[2]).inc(cached_tokens)
-        compute = compressor_latency_ms / 3_600_000.0 * self.settings.compute_usd_per_hour
+        if not compressor_usd >= 0:
+            raise InvalidArgument(f"usage record: compressor_usd must be >= 0, got {compressor_usd!r}")
+        compute = compressor_latency_ms / 3_600_000.0 * self.settings.compute_usd_per_hour + compressor_usd
         self.writer.submit(functools.partial(
             priced_record, tenant=tenant, rpc=rpc, model=model, method=method, original_tokens=original_tokens,
             compressed_tokens=compressed_tokens, completion_tokens=completion_tokens, cached_tokens=cached_tokens,

@@ -42,7 +42,8 @@ class UsageRecord(_Savings):
     ``cached_tokens`` the part of it served from a prefix cache. ``cost_before_usd``
     prices the original prompt, ``cost_after_usd`` the compressed one (both with
     the completion); ``compute_usd`` is the compressor's own compute time priced
-    at ``Settings.compute_usd_per_hour``, so the net saving is
+    at ``Settings.compute_usd_per_hour`` plus what it paid its own model (the
+    abstractive summariser's tokens at litellm's prices), so the net saving is
     ``cost_before_usd - cost_after_usd - compute_usd``.
     """
 

@@ -22,7 +22,8 @@ from typing import Any, AsyncIterator, Callable, Sequence
 from compressors import context as ctx
 from middleware.cancel import check as check_cancelled
 from middleware.errors import DeadlineExceeded, InvalidArgument, Unavailable
-from middleware.generation import gateway, prompt as prompts
+from middleware.generation import prompt as prompts
+from middleware.llm import completion as gateway
 from middleware.llm.local import local_name
 from middleware.generation.prompt import Demonstration, Prompt
 from middleware.llm.runtime import LocalGeneration, SamplingParams
@@ -132,15 +133,17 @@ class Generator:
         # Local generation has its own threads so long generations never starve compression.
         self._local_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragpress-local-llm")
 
-    def prepare(self, request: GenerateRequest, request_id: str = "", tenant: str = "default") -> Prepared:
-        """Select demonstrations (when asked), compress and assemble (blocking, CPU)."""
+    def prepare(self, request: GenerateRequest, request_id: str = "", tenant: str = "default",
+                deadline: float | None = None) -> Prepared:
+        """Select demonstrations (when asked), compress and assemble (blocking, CPU);
+        ``deadline`` (monotonic seconds) reaches the stages."""
         template = prompts.resolve_template(request.template, self.settings.prompt_template)
         selected = None
         if request.select is not None:
             if self.selector is None:
                 raise InvalidArgument("this engine has no demonstration pools")
             selected = self.selector().select(request.select, tenant, request_id)
-        result = self.pipeline.compress(request.compress, request_id)
+        result = self.pipeline.compress(request.compress, request_id, deadline)
         check_cancelled()
         fmt = request.compress.context_format
         system = request.system_prompt or prompts.DEFAULT_SYSTEM

@@ -52,6 +52,9 @@ class SamplingParams:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    # Added to the logits of these token ids at every step (as OpenAI's ``logit_bias``):
+    # the abstractive summariser favours the source's own tokens with it.
+    logit_bias: tuple[tuple[int, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -112,6 +115,7 @@ class LocalRuntime:
                 logits = self._forward(inp, work)
             if cache is not None:
                 self._store(ids, tenant, work, cache)
+            bias = _bias(params, logits)
             gen = torch.Generator(device="cpu")
             if params.seed is not None:
                 gen.manual_seed(params.seed)
@@ -124,7 +128,7 @@ class LocalRuntime:
                 if cancel is not None and cancel.is_set():
                     finish = "cancelled"
                     break
-                token = _pick(logits, params, gen)
+                token = _pick(logits if bias is None else logits + bias, params, gen)
                 if not out:
                     ttft = time.perf_counter() - started
                     if cache is not None:
@@ -196,6 +200,20 @@ def _cacheable(model: LocalModel) -> bool:
     text = model.config.get_text_config(decoder=True)
     types = getattr(text, "layer_types", None) or ["full_attention"]
     return all(t == "full_attention" for t in types) and not getattr(text, "sliding_window", None)
+
+
+def _bias(params: SamplingParams, logits: Any) -> Any:
+    """The logit bias as one dense vector (built once per request), or None."""
+    if not params.logit_bias:
+        return None
+    import torch
+
+    bias = torch.zeros_like(logits)
+    ids = torch.tensor([i for i, _ in params.logit_bias], dtype=torch.long, device=logits.device)
+    values = torch.tensor([v for _, v in params.logit_bias], dtype=logits.dtype, device=logits.device)
+    valid = ids < bias.shape[-1]
+    bias[ids[valid]] = values[valid]
+    return bias
 
 
 def _pick(logits: Any, params: SamplingParams, gen: Any) -> int:

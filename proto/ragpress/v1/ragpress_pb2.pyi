@@ -78,12 +78,14 @@ class Budget(_message.Message):
     def __init__(self, max_tokens: _Optional[int] = ..., keep_ratio: _Optional[float] = ...) -> None: ...
 
 class CompressionStage(_message.Message):
-    __slots__ = ("method", "options")
+    __slots__ = ("method", "options", "budget")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
     method: str
     options: _struct_pb2.Struct
-    def __init__(self, method: _Optional[str] = ..., options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    budget: Budget
+    def __init__(self, method: _Optional[str] = ..., options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ...) -> None: ...
 
 class ContextFormat(_message.Message):
     __slots__ = ("separator", "omit_titles")
@@ -116,18 +118,34 @@ class CompressRequest(_message.Message):
     def __init__(self, query: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., model: _Optional[str] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., method: _Optional[str] = ..., pipeline: _Optional[_Iterable[_Union[CompressionStage, _Mapping]]] = ..., context_format: _Optional[_Union[ContextFormat, _Mapping]] = ..., collection: _Optional[str] = ..., retrieve_top_k: _Optional[int] = ...) -> None: ...
 
 class StageStats(_message.Message):
-    __slots__ = ("method", "input_tokens", "output_tokens", "latency_ms", "details")
+    __slots__ = ("method", "input_tokens", "output_tokens", "latency_ms", "details", "usage")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     DETAILS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     method: str
     input_tokens: int
     output_tokens: int
     latency_ms: float
     details: _struct_pb2.Struct
-    def __init__(self, method: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., latency_ms: _Optional[float] = ..., details: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    usage: CompressorUsage
+    def __init__(self, method: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., latency_ms: _Optional[float] = ..., details: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., usage: _Optional[_Union[CompressorUsage, _Mapping]] = ...) -> None: ...
+
+class CompressorUsage(_message.Message):
+    __slots__ = ("model", "prompt_tokens", "completion_tokens", "cost_usd", "cached")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    cached: bool
+    def __init__(self, model: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cached: _Optional[bool] = ...) -> None: ...
 
 class CompressResponse(_message.Message):
     __slots__ = ("documents", "dropped_ids", "context", "original_tokens", "compressed_tokens", "stages", "model", "tokenizer", "tokenizer_fallback", "request_id", "budget_tokens", "cached")
