@@ -25,20 +25,23 @@ class Method:
     name: str
     factory: Factory
     summary: str
+    # "text": a compressor over text (the Compressor contract); "soft-tokens": vectors for a
+    # local model's input embeddings, usable only as the last stage of Generate (compressors.soft).
+    output: str = "text"
 
 
 _METHODS: dict[str, Method] = {}
 # Modules that register methods when imported; imported on first lookup so that
 # `import compressors` stays light.
-_BUILTIN_MODULES = ("compressors.extractive", "compressors.baselines")
+_BUILTIN_MODULES = ("compressors.extractive", "compressors.baselines", "compressors.soft")
 _loaded = False
 
 
-def register(name: str, summary: str) -> Callable[[Factory], Factory]:
+def register(name: str, summary: str, *, output: str = "text") -> Callable[[Factory], Factory]:
     def decorate(factory: Factory) -> Factory:
         if name in _METHODS:
             raise ValueError(f"method {name!r} is registered twice")
-        _METHODS[name] = Method(name, factory, summary)
+        _METHODS[name] = Method(name, factory, summary, output)
         return factory
 
     return decorate
@@ -60,6 +63,11 @@ def _load_builtins() -> None:
 def methods() -> dict[str, Method]:
     _load_builtins()
     return dict(_METHODS)
+
+
+def text_methods() -> dict[str, Method]:
+    """The methods that compress text (every one but the soft-token kind)."""
+    return {name: m for name, m in methods().items() if m.output == "text"}
 
 
 def get(name: str) -> Method:

@@ -85,12 +85,10 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         def work() -> "Prepared":
             prepared = domain
             if source is not None:
-                import dataclasses
+                from middleware.generation import soft
 
-                from middleware.pipeline import fill
-
-                filled = fill(self._collections(), call.tenant, *source, domain.compress)
-                prepared = dataclasses.replace(domain, compress=filled)
+                # Also carries the collection's stored vectors to the soft-token method.
+                prepared = soft.fill(self._collections(), call.tenant, *source, domain, self.pipeline.models)
             return self.generator.prepare(prepared, call.request_id)
 
         return await self._offload(context, work)

@@ -90,6 +90,9 @@ class Settings:
     prefix_cache_codec: str = "fp"
     # Prompt template for Generate: a registered name or template text.
     prompt_template: str = "default"
+    # Soft-token projector (method "soft"): a weights file from `ragpress train-projector`;
+    # empty: the shipped one (compressors/data/soft_projector.npz, for local/smollm2).
+    soft_projector: str = ""
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None,

@@ -59,7 +59,7 @@ def check_invariants(req: CompressRequest, res, tokenizer) -> None:
     assert not set(res.dropped_ids) & {d.id for d in res.documents}
 
 
-@pytest.mark.parametrize("method", sorted(registry.methods()))
+@pytest.mark.parametrize("method", sorted(registry.text_methods()))
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pairs=DOCS, query=SENTENCE, budget=st.integers(min_value=1, max_value=400), fmt=FORMATS)
 def test_every_method_meets_the_contract(fast_engine, method, pairs, query, budget, fmt):

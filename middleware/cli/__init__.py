@@ -17,7 +17,7 @@ from typing import Sequence
 from middleware.errors import RagpressError
 from middleware.offline import configure_offline
 
-COMMANDS = ("serve", "compress", "usage", "generate", "collections")
+COMMANDS = ("serve", "compress", "usage", "generate", "collections", "train_projector")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,12 +16,12 @@ import logging
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Mapping, Sequence
 
 from compressors import context as ctx
 from middleware.errors import DeadlineExceeded, InvalidArgument, Unavailable
-from middleware.generation import gateway, prompt as prompts
+from middleware.generation import gateway, prompt as prompts, soft as soft_generation
 from middleware.llm.local import local_name
 from middleware.generation.prompt import Demonstration, Prompt
 from middleware.llm.runtime import LocalGeneration, SamplingParams
@@ -64,6 +64,9 @@ class GenerateRequest:
     # "fail", "retry", "local", or None for the configured policy.
     fallback: str | None = None
     template: str = ""
+    # Encoder vectors already computed for some documents (by id): a collection's stored
+    # vectors, reused by the soft-token method instead of encoding those documents again.
+    document_vectors: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.fallback is not None and self.fallback not in FALLBACKS:
@@ -76,6 +79,8 @@ class Usage:
     completion_tokens: int
     original_prompt_tokens: int
     cached_prompt_tokens: int = 0
+    # Soft tokens among the prompt tokens (method "soft"; 0 otherwise).
+    soft_prompt_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,8 @@ class Prepared:
     compression: CompressResult
     prompt: Prompt
     original: Prompt
+    # With method "soft": the soft tokens the prompt's markers stand for (compressors.soft.SoftContext).
+    soft: Any = None
 
 
 class Generator:
@@ -125,11 +132,16 @@ class Generator:
     def prepare(self, request: GenerateRequest, request_id: str = "") -> Prepared:
         """Compress and assemble (blocking, CPU)."""
         template = prompts.resolve_template(request.template, self.settings.prompt_template)
-        result = self.pipeline.compress(request.compress, request_id)
         fmt = request.compress.context_format
         system = request.system_prompt or prompts.DEFAULT_SYSTEM
         build = lambda text: prompts.assemble(template, system, text, request.compress.query, request.demonstrations)
         original = build(ctx.assemble(request.compress.documents, fmt))
+        stage = soft_generation.soft_stage(request.compress, self.models)
+        if stage is not None:
+            result, soft = soft_generation.compress(self.pipeline, request.compress, stage, request_id,
+                                                    request.document_vectors)
+            return Prepared(request, result, build(soft_generation.context_markers(soft)), original, soft)
+        result = self.pipeline.compress(request.compress, request_id)
         return Prepared(request, result, build(result.context), original)
 
     async def run(self, prepared: Prepared, *, tenant: str, timeout: float | None,
@@ -225,13 +237,14 @@ class Generator:
         opts = prepared.request.options
         params = SamplingParams(max_new_tokens=opts.max_tokens or self.settings.local_max_new_tokens,
                                 temperature=opts.temperature, top_p=opts.top_p or 1.0, stop=opts.stop)
-        ids = runtime.encode_chat(prepared.prompt.messages())
+        soft = runtime.soft_prompt(prepared.prompt.messages(), prepared.soft.vectors) if prepared.soft else None
+        ids = list(soft.ids) if soft is not None else runtime.encode_chat(prepared.prompt.messages())
         original = len(runtime.encode_chat(prepared.original.messages()))
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancel = threading.Event()
         on_delta = (lambda d: loop.call_soon_threadsafe(queue.put_nowait, d)) if stream else None
         future = loop.run_in_executor(self._local_pool, lambda: runtime.generate(
-            ids, params, tenant=tenant, cancel=cancel, on_delta=on_delta))
+            ids, params, tenant=tenant, cancel=cancel, on_delta=on_delta, soft=soft))
         future.add_done_callback(lambda _: queue.put_nowait(_DONE))
         try:
             while True:
@@ -250,7 +263,8 @@ class Generator:
             cancel.set()
         yield GenerateResult(
             text=gen.text, model=model, fell_back=bool(fell_back), fallback_reason=fell_back,
-            usage=Usage(gen.prompt_tokens, gen.completion_tokens, original, gen.cached_tokens),
+            usage=Usage(gen.prompt_tokens, gen.completion_tokens, original, gen.cached_tokens,
+                        soft.soft_tokens if soft is not None else 0),
             cost=Cost(), compression=prepared.compression, request_id=prepared.compression.request_id)
 
     def close(self) -> None:

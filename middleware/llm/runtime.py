@@ -25,8 +25,10 @@ from typing import Any, Callable, Sequence
 
 from middleware.errors import InvalidArgument
 from middleware.llm import kv
+from middleware.llm import soft as soft_module
 from middleware.llm.local import LocalModel
 from middleware.llm.prefix_cache import PrefixCache
+from middleware.llm.soft import SoftPrompt
 
 
 @dataclass(frozen=True)
@@ -84,23 +86,37 @@ class LocalRuntime:
             ids = ids["input_ids"]
         return [int(i) for i in ids]
 
+    def soft_prompt(self, messages: Sequence[dict[str, str]], vectors: Sequence[Any]) -> SoftPrompt:
+        """A chat prompt whose i-th :data:`~middleware.llm.soft.MARKER` becomes the vectors ``vectors[i]``."""
+        tok = self.model.tokenizer
+        placeholder = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        return soft_module.soft_chat_prompt(tok, messages, vectors, int(placeholder))
+
     def generate(self, ids: Sequence[int], params: SamplingParams, *, tenant: str = "default",
                  use_cache: bool = True, cancel: threading.Event | None = None,
-                 on_delta: Callable[[str], None] | None = None) -> LocalGeneration:
-        """Run one request to completion (blocking; call it off the event loop)."""
+                 on_delta: Callable[[str], None] | None = None, soft: SoftPrompt | None = None) -> LocalGeneration:
+        """Run one request to completion (blocking; call it off the event loop).
+
+        With ``soft``, ``ids`` must be ``soft.ids``: its vectors replace the input
+        embeddings at its positions, and the prefix cache is keyed by
+        :meth:`SoftPrompt.cache_keys` (ids and vectors), not by the ids alone.
+        """
         import torch
 
         if not ids:
             raise InvalidArgument("the prompt is empty")
+        if soft is not None and tuple(ids) != soft.ids:
+            raise InvalidArgument("ids and the soft prompt's ids differ")
         started = time.perf_counter()
         cache = self.cache if use_cache else None
+        keys = soft.cache_keys() if soft is not None else ids
         with torch.inference_mode():
-            work, cached = self._working_cache(ids, tenant, cache)
+            work, cached = self._working_cache(keys, tenant, cache)
             device = self.model.device
             inp = torch.tensor([list(ids[cached:])], dtype=torch.long, device=device)
-            logits = self._forward(inp, work)
+            logits = self._forward(inp, work, self._spliced(soft, cached))
             if cache is not None:
-                self._store(ids, tenant, work, cache)
+                self._store(keys, tenant, work, cache)
             gen = torch.Generator(device="cpu")
             if params.seed is not None:
                 gen.manual_seed(params.seed)
@@ -147,9 +163,24 @@ class LocalRuntime:
             self.finished[finish] += 1
         return LocalGeneration(text, tuple(out), len(ids), cached, ttft, finish)
 
-    def _forward(self, inp: Any, work: Any) -> Any:
+    def _forward(self, inp: Any, work: Any, splice: tuple[list[int], Any] | None = None) -> Any:
         with self._step:
-            return self.model.model(input_ids=inp, past_key_values=work, use_cache=True).logits[0, -1]
+            if splice is None:
+                return self.model.model(input_ids=inp, past_key_values=work, use_cache=True).logits[0, -1]
+            embeds = soft_module.input_embeddings(self.model.model, inp, *splice)
+            return self.model.model(inputs_embeds=embeds, past_key_values=work, use_cache=True).logits[0, -1]
+
+    def _spliced(self, soft: SoftPrompt | None, cached: int) -> tuple[list[int], Any] | None:
+        """The soft positions of the uncached suffix (relative to it) and their vectors as a tensor."""
+        if soft is None:
+            return None
+        import torch
+
+        rows = [i for i, p in enumerate(soft.positions) if p >= cached]
+        if not rows:
+            return None  # every soft token is already in the cached KV
+        vectors = torch.as_tensor(soft.vectors[rows], dtype=self.model.dtype, device=self.model.device)
+        return [soft.positions[i] - cached for i in rows], vectors
 
     def _working_cache(self, ids: Sequence[int], tenant: str, cache: PrefixCache | None) -> tuple[Any, int]:
         from transformers import DynamicCache
