@@ -146,3 +146,18 @@ def test_an_embedder_the_projector_was_not_trained_on_is_refused(tmp_path):
     with pytest.raises(FailedPrecondition, match="all-MiniLM-L6-v2"):
         engine.generate("What is the capital of France?", [{"id": "a", "text": "Paris."}], 10, model=LOCAL,
                         method="soft")
+
+
+@pytest.mark.slow
+def test_the_cli_generates_with_soft_tokens(monkeypatch, capsys):
+    import json
+
+    from middleware.cli import main
+
+    monkeypatch.setenv("RAGPRESS_DATA_DIR", str(ROOT / ".ragpress"))
+    monkeypatch.setenv("RAGPRESS_LEDGER_URL", "none")
+    code = main(["generate", "--model", LOCAL, "--method", "soft", "--target-tokens", "10", "--max-tokens", "4",
+                 "--query", "What is the capital of France?", "--doc", DOCS[0].text, "--doc", DOCS[1].text, "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["usage"]["soft_prompt_tokens"] == 2 == out["compressed_tokens"] and out["text"]
