@@ -27,21 +27,24 @@ class Method:
     summary: str
     # What the method keeps or drops whole: "sentence" (units.split units) or "word" (words.spans units).
     unit: str = "sentence"
+    # "text": a compressor over text (the Compressor contract); "soft-tokens": vectors for a
+    # local model's input embeddings, usable only as the last stage of Generate (compressors.soft).
+    output: str = "text"
 
 
 _METHODS: dict[str, Method] = {}
 # Modules that register methods when imported; imported on first lookup so that
 # `import compressors` stays light.
 _BUILTIN_MODULES = ("compressors.extractive", "compressors.baselines", "compressors.tokens", "compressors.tokens_lite",
-                    "compressors.abstractive")
+                    "compressors.abstractive", "compressors.soft")
 _loaded = False
 
 
-def register(name: str, summary: str, unit: str = "sentence") -> Callable[[Factory], Factory]:
+def register(name: str, summary: str, unit: str = "sentence", *, output: str = "text") -> Callable[[Factory], Factory]:
     def decorate(factory: Factory) -> Factory:
         if name in _METHODS:
             raise ValueError(f"method {name!r} is registered twice")
-        _METHODS[name] = Method(name, factory, summary, unit)
+        _METHODS[name] = Method(name, factory, summary, unit, output)
         return factory
 
     return decorate
@@ -63,6 +66,11 @@ def _load_builtins() -> None:
 def methods() -> dict[str, Method]:
     _load_builtins()
     return dict(_METHODS)
+
+
+def text_methods() -> dict[str, Method]:
+    """The methods that compress text (every one but the soft-token kind)."""
+    return {name: m for name, m in methods().items() if m.output == "text"}
 
 
 def get(name: str) -> Method:

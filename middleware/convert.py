@@ -368,7 +368,8 @@ def generate_result_to_pb(result) -> pb.GenerateResponse:
     return pb.GenerateResponse(
         text=result.text, model=result.model, fell_back=result.fell_back, fallback_reason=result.fallback_reason,
         usage=pb.Usage(prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
-                       original_prompt_tokens=u.original_prompt_tokens, cached_prompt_tokens=u.cached_prompt_tokens),
+                       original_prompt_tokens=u.original_prompt_tokens, cached_prompt_tokens=u.cached_prompt_tokens,
+                       soft_prompt_tokens=u.soft_prompt_tokens),
         cost=pb.Cost(cost_usd=c.cost_usd, original_cost_usd=c.original_cost_usd, saved_usd=c.saved_usd),
         compression=compress_result_to_pb(result.compression),
         request_id=result.request_id,

@@ -6,6 +6,7 @@
     ├── InvalidArgument           the caller's input is wrong      -> INVALID_ARGUMENT
     │   └── UnknownName           an unknown method/model/...      -> INVALID_ARGUMENT
     ├── NotFound                  a named thing does not exist     -> NOT_FOUND
+    ├── FailedPrecondition        valid, but not in this set-up    -> FAILED_PRECONDITION
     ├── Unimplemented             an RPC or feature not built yet  -> UNIMPLEMENTED
     ├── Unavailable               an upstream or model is down     -> UNAVAILABLE
     ├── DeadlineExceeded          the caller's deadline ran out    -> DEADLINE_EXCEEDED
@@ -45,6 +46,11 @@ class UnknownName(InvalidArgument):
 
 class NotFound(RagpressError):
     """A named resource (a collection, say) does not exist."""
+
+
+class FailedPrecondition(RagpressError):
+    """The request is well formed but cannot run as set up (e.g. soft tokens for a hosted model);
+    the message says what must change."""
 
 
 class Unimplemented(RagpressError):

@@ -156,12 +156,12 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         def work() -> "Prepared":
             prepared = domain
             if source is not None:
-                import dataclasses
+                from middleware.generation import soft
 
-                from middleware.pipeline import fill
+                from middleware.generation import soft
 
-                filled = fill(self._collections(), call.tenant, *source, domain.compress)
-                prepared = dataclasses.replace(domain, compress=filled)
+                # Also carries the collection's stored vectors to the soft-token method.
+                prepared = soft.fill(self._collections(), call.tenant, *source, domain, self.pipeline.models)
             return self.generator.prepare(prepared, call.request_id, call.tenant, deadline)
 
         return await self._offload(context, work)

@@ -93,6 +93,9 @@ class Settings:
     prompt_template: str = "default"
     # Finished outputs of the abstractive method kept for repeated requests (0 turns the cache off).
     summary_cache_entries: int = 1024
+    # Soft-token projector (method "soft"): a weights file from `ragpress train-projector`;
+    # empty: the shipped one (compressors/data/soft_projector.npz, for local/smollm2).
+    soft_projector: str = ""
 
     # --- production (docs/production.md): authentication, TLS, limits, shared state ---
     # API keys, stored hashed: a TOML file (reloaded when it changes) and/or inline entries

@@ -145,6 +145,17 @@ class Collection(Retriever):
             pairs = mode(self, query.text, query.top_k, allowed)
             return [self._hit(cid, score) for cid, score in pairs[:query.top_k]]
 
+    def stored_vectors(self, hits: Iterable[Hit]) -> dict[str, "np.ndarray"]:
+        """The vectors stored for these hits' chunks, by the hit document's id (unit length,
+        embedded from ``"{title}\n{chunk}"`` by :attr:`embedder`); hits no longer stored are skipped."""
+        out = {}
+        with self._lock:
+            for hit in hits:
+                chunks = self._doc_chunks.get(hit.document_id, [])
+                if self._index is not None and hit.chunk < len(chunks):
+                    out[hit.document.id] = self._index.reconstruct(int(chunks[hit.chunk]))
+        return out
+
     # -- writing -----------------------------------------------------------------
     def upsert(self, documents: Sequence[Document], chunking: ChunkingParams | None = None) -> int:
         """Add documents, replacing those with the same id; returns the number of chunks written."""

@@ -69,8 +69,9 @@ def check_invariants(req: CompressRequest, res, tokenizer, unit: str = "sentence
 
 # Methods that keep source text. "tokens" runs the local LM: its own, smaller contract run
 # is in tests/test_token_pruning.py. "abstractive" writes new text: its contract (budget,
-# ids, order, no unsupported facts) runs in tests/test_abstractive.py.
-FAST_METHODS = sorted(set(registry.methods()) - {"tokens", "abstractive"})
+# ids, order, no unsupported facts) runs in tests/test_abstractive.py. "soft" makes vectors
+# (tests/test_soft_*.py).
+FAST_METHODS = sorted(set(registry.text_methods()) - {"tokens", "abstractive"})
 
 
 @pytest.mark.parametrize("method", FAST_METHODS)

@@ -18,7 +18,7 @@ from typing import Sequence
 from middleware.errors import RagpressError
 from middleware.offline import configure_offline
 
-COMMANDS = ("serve", "compress", "usage", "generate", "collections", "demos", "keys")
+COMMANDS = ("serve", "compress", "usage", "generate", "collections", "demos", "keys", "train_projector")
 
 
 def build_parser() -> argparse.ArgumentParser:

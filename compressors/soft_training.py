@@ -1,0 +1,246 @@
+"""Training the soft-token projector (``ragpress train-projector``), frozen LM and frozen encoder.
+
+Three stages, each reproducible from a fixed seed:
+
+1. **ridge initialisation** (closed form, seconds): the linear path is fitted so that a
+   document's soft token(s) approximate the mean input embedding of its first tokens
+   (title and opening words), i.e. the projector starts by "writing" the words that
+   name the document;
+2. **reconstruction**: the frozen LM, shown only the soft tokens of a passage, is
+   trained (through the projector) to regenerate the passage's first tokens;
+3. **question answering**: shown the soft tokens of a question's gold passages and the
+   question, the LM is trained to give the gold answer.
+
+Encoder vectors are computed once and cached on disk (``cache_dir``); the LM never
+trains; only the projector's few hundred thousand weights receive gradients. A fixed
+fold of the questions (:func:`compressors.soft_data.held_out`) is never trained on and
+gives the held-out figures saved with the weights: answer NLL with no context, the
+gold passages in full, their soft tokens, and another question's soft tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import resource
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from compressors.projector import Projector, ProjectorConfig, document_text
+from compressors.soft_data import Passage, QAExample
+from compressors.soft_forcing import Forced, Forcer, Render
+from middleware.embedders import Embedder
+from middleware.llm.local import LocalModel
+
+log = logging.getLogger(__name__)
+
+RECONSTRUCT_QUESTION = "What does the context say?"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides the trained weights (saved with them)."""
+
+    k: int = 1
+    hidden: int = 512
+    seed: int = 0
+    batch: int = 8
+    recon_steps: int = 30
+    qa_steps: int = 90
+    lr: float = 2e-3
+    ridge: float = 1.0
+    recon_tokens: int = 16  # tokens of a passage the LM regenerates
+    init_tokens: int = 12  # tokens whose mean embedding the ridge fit targets
+    max_answer_tokens: int = 16
+    recon_passages: int = 240
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class VectorCache:
+    """Encoder vectors of passages, cached in one ``.npz`` per encoder (keys: SHA-1 of the text)."""
+
+    def __init__(self, embedder: Embedder, folder: Path | None) -> None:
+        self.embedder = embedder
+        self.path = folder / f"vectors-{_slug(embedder.name)}.npz" if folder else None
+        self._known: dict[str, np.ndarray] = {}
+        if self.path is not None and self.path.is_file():
+            with np.load(self.path, allow_pickle=False) as data:
+                self._known = dict(zip(data["keys"].tolist(), data["vectors"]))
+
+    def vectors(self, passages: Sequence[Passage], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        texts = [document_text(p.title, p.text) for p in passages]
+        keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
+        todo = sorted({k: t for k, t in zip(keys, texts) if k not in self._known}.items())
+        for start in range(0, len(todo), 64):
+            chunk = todo[start:start + 64]
+            for (key, _), vec in zip(chunk, self.embedder.embed([t for _, t in chunk])):
+                self._known[key] = np.asarray(vec, dtype=np.float32)
+            if progress is not None:
+                progress(len(chunk))
+        if todo and self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp.npz")
+            np.savez(tmp, keys=np.array(list(self._known)), vectors=np.stack(list(self._known.values())))
+            tmp.replace(self.path)
+        return np.stack([self._known[k] for k in keys]) if keys else np.zeros((0, 384), dtype=np.float32)
+
+
+def _slug(name: str) -> str:
+    return hashlib.sha1(name.encode()).hexdigest()[:12]
+
+
+def torch_projector(config: ProjectorConfig, seed: int) -> Any:
+    """The trainable twin of :class:`~compressors.projector.Projector` (same parametrisation)."""
+    import torch
+
+    class TorchProjector(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            c = config
+            gen = torch.Generator().manual_seed(seed)
+            self.w_lin = torch.nn.Parameter(torch.zeros(c.k * c.out_dim, c.in_dim))
+            self.w_in = torch.nn.Parameter(torch.randn(c.hidden, c.in_dim, generator=gen) / c.in_dim ** 0.5)
+            self.b_in = torch.nn.Parameter(torch.zeros(c.hidden))
+            # Zero: the MLP starts silent and the projector starts as the ridge fit.
+            self.w_out = torch.nn.Parameter(torch.zeros(c.k * c.out_dim, c.hidden))
+            self.b_out = torch.nn.Parameter(torch.zeros(c.k * c.out_dim))
+
+        def forward(self, e: Any) -> Any:
+            h = torch.nn.functional.gelu(e @ self.w_in.T + self.b_in, approximate="tanh")
+            y = e @ self.w_lin.T + h @ self.w_out.T + self.b_out
+            return y.view(-1, config.k, config.out_dim)
+
+        def export(self) -> Projector:
+            return Projector(config, {n: getattr(self, n).detach().cpu().numpy() for n in
+                                      ("w_lin", "w_in", "b_in", "w_out", "b_out")})
+
+    return TorchProjector()
+
+
+def ridge_init(module: Any, forcer: Forcer, passages: Sequence[Passage], vectors: np.ndarray,
+               config: TrainConfig) -> float:
+    """Fit the linear path in closed form; returns the fit's R^2 on its own data."""
+    import torch
+
+    k, n_tok = config.k, config.init_tokens
+    table = forcer.lm.get_input_embeddings().weight.detach().float().cpu().numpy()
+    targets = np.zeros((len(passages), k * table.shape[1]), dtype=np.float64)
+    for i, p in enumerate(passages):
+        ids = forcer.tok(document_text(p.title, p.text), add_special_tokens=False)["input_ids"][: n_tok * k]
+        for j in range(k):
+            part = ids[j * n_tok:(j + 1) * n_tok] or ids[-1:]
+            targets[i, j * table.shape[1]:(j + 1) * table.shape[1]] = table[part].mean(axis=0)
+    x = vectors.astype(np.float64)
+    x_mean, y_mean = x.mean(axis=0), targets.mean(axis=0)
+    xc, yc = x - x_mean, targets - y_mean
+    w = np.linalg.solve(xc.T @ xc + config.ridge * np.eye(x.shape[1]), xc.T @ yc)  # (in, out)
+    residual = yc - xc @ w
+    r2 = 1.0 - float((residual ** 2).sum() / max((yc ** 2).sum(), 1e-12))
+    with torch.no_grad():
+        module.w_lin.copy_(torch.from_numpy(w.T.astype(np.float32)))
+        module.b_out.copy_(torch.from_numpy((y_mean - x_mean @ w).astype(np.float32)))
+    return r2
+
+
+@dataclass(frozen=True)
+class Item:
+    """A training or evaluation item: a question (or the reconstruction prompt), vectors, target."""
+
+    question: str
+    vectors: np.ndarray  # (documents, in_dim)
+    target: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Sequences whose soft positions use rows ``0..n-1`` of the per-position vectors, and
+    where each row comes from: document ``docs[i]``'s slot ``slots[i]`` of its k soft tokens."""
+
+    seqs: tuple[Forced, ...]
+    vectors: np.ndarray  # (documents, in_dim) encoder vectors of the batch's documents
+    docs: tuple[int, ...]
+    slots: tuple[int, ...]
+
+    def soft(self, module: Any) -> Any:
+        """The per-position soft vectors ``(positions, hidden)``, differentiable in ``module``."""
+        import torch
+
+        projected = module(torch.from_numpy(self.vectors).float())  # (documents, k, hidden)
+        return projected[torch.tensor(self.docs, dtype=torch.long), torch.tensor(self.slots, dtype=torch.long)]
+
+
+def forced_batch(forcer: Forcer, items: Sequence[Item], k: int) -> Batch:
+    seqs, vectors, docs, slots = [], [], [], []
+    for item in items:
+        ids, positions = forcer.soft_prompt(item.question, [k] * len(item.vectors))
+        rows = tuple(range(len(docs), len(docs) + len(positions)))
+        for d in range(len(item.vectors)):
+            docs.extend([len(vectors) + d] * k)
+            slots.extend(range(k))
+        vectors.extend(item.vectors)
+        seqs.append(Forced(tuple(ids), tuple(positions), rows, item.target))
+    return Batch(tuple(seqs), np.stack(vectors), tuple(docs), tuple(slots))
+
+
+def soft_nll(forcer: Forcer, module: Any, items: Sequence[Item], k: int, batch: int = 16) -> list[float]:
+    """Per-item summed answer NLL with the items' soft tokens (no gradients)."""
+    import torch
+
+    out: list[float] = []
+    with torch.no_grad():
+        for start in range(0, len(items), batch):
+            b = forced_batch(forcer, items[start:start + batch], k)
+            out.extend(float(x) for x in forcer.nll(b.seqs, b.soft(module)))
+    return out
+
+
+def run_stage(name: str, forcer: Forcer, module: Any, items: Sequence[Item], steps: int, config: TrainConfig,
+              rng: random.Random, log_line: Callable[[dict], None], progress: Any) -> list[float]:
+    """``steps`` Adam steps on batches drawn without replacement (reshuffled each epoch)."""
+    import torch
+
+    if not items or steps <= 0:
+        return []
+    opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 10) * max(0.1, 1 - s / steps))
+    order: list[int] = []
+    losses: list[float] = []
+    started, cpu0 = time.perf_counter(), cpu_seconds()
+    for step in range(steps):
+        if len(order) < config.batch:
+            fresh = list(range(len(items)))
+            rng.shuffle(fresh)
+            order.extend(fresh)
+        picked = [items[i] for i in order[:config.batch]]
+        del order[:config.batch]
+        b = forced_batch(forcer, picked, config.k)
+        nll = forcer.nll(b.seqs, b.soft(module))
+        tokens = sum(len(s.target) for s in b.seqs)
+        loss = nll.sum() / tokens
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+        opt.step()
+        schedule.step()
+        value = float(loss.detach())
+        losses.append(value)
+        log_line({"stage": name, "step": step + 1, "loss": round(value, 5), "tokens": tokens,
+                  "lr": schedule.get_last_lr()[0], "wall_s": round(time.perf_counter() - started, 2),
+                  "cpu_s": round(cpu_seconds() - cpu0, 2)})
+        progress.set_postfix(stage=name, loss=f"{value:.3f}")
+        progress.update(1)
+    return losses
+
+
+def to_json(config: TrainConfig) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(config)))

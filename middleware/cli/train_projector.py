@@ -1,0 +1,98 @@
+"""``ragpress train-projector``: train the soft-token projector (method ``soft``) on local data.
+
+With no arguments it reproduces the shipped projector (``compressors/data/soft_projector.npz``):
+the HotpotQA training file and the NQ training file under ``$RAGPRESS_DATA`` (default:
+``../shared/data`` beside the repository), seed 0, one torch thread. Dev files are refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from middleware.cli import common
+from middleware.errors import InvalidArgument
+
+DEFAULT_FILES = ("hotpotqa/hotpot_retrieved_500.jsonl", "nq/nq_hybrid_train.jsonl")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def data_root() -> Path:
+    """``$RAGPRESS_DATA``, or ``../shared/data`` beside the repository root."""
+    root = Path(os.environ.get("RAGPRESS_DATA") or REPO.parent / "shared" / "data")
+    if not root.is_dir():
+        raise InvalidArgument(f"data folder {root} does not exist: set RAGPRESS_DATA to the folder that holds "
+                              "hotpotqa/ and nq/, or pass --data FILE")
+    return root
+
+
+def training_files(given: list[str] | None, allow_dev: bool) -> list[Path]:
+    files = [Path(f) for f in given] if given else [data_root() / f for f in DEFAULT_FILES]
+    for f in files:
+        if not f.is_file():
+            raise InvalidArgument(f"training file {f} does not exist")
+        if re.search(r"(^|[_\-.])dev", f.stem.lower()) and not allow_dev:
+            raise InvalidArgument(f"{f.name} looks like a dev file (report-only data); pass --allow-dev to train on it")
+    return files
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from compressors.projector import DEFAULT_PATH
+    from compressors.soft_recipe import train
+    from compressors.soft_training import TrainConfig
+    from middleware.generation import prompt as prompts
+    from middleware.models import ModelRegistry
+
+    files = training_files(args.data, args.allow_dev)
+    torch.set_num_threads(args.threads)
+    settings = common.settings(args)
+    models = ModelRegistry(settings)
+    local = models.local_runtime(args.model).model
+    template = prompts.resolve_template("default")
+    # The Generate prompt itself: training reads the soft tokens exactly where serving puts them.
+    render = lambda question, context: prompts.assemble(template, prompts.DEFAULT_SYSTEM, context,  # noqa: E731
+                                                        question).messages()
+    config = TrainConfig(k=args.k, hidden=args.hidden, seed=args.seed, batch=args.batch, recon_steps=args.recon_steps,
+                         qa_steps=args.qa_steps, lr=args.lr, recon_passages=args.recon_passages)
+    out = Path(args.out) if args.out else DEFAULT_PATH
+    cache = Path(args.cache_dir) if args.cache_dir else settings.resolved_cache_dir() / "soft-training"
+    log_path = Path(args.log) if args.log else out.with_suffix(".log.jsonl")
+    print(f"training on {', '.join(str(f) for f in files)}; loss log: {log_path}", file=sys.stderr)
+    run = train(local, models.embedder(), render, files, config, cache_dir=cache, log_path=log_path,
+                progress=lambda total, desc: tqdm(total=total, desc=desc, file=sys.stderr,
+                                                  disable=None if not args.progress else False))
+    run.projector.save(out, run.metadata)
+    summary = {k: v for k, v in run.metadata.items() if k != "loss_curve"}
+    print(json.dumps(summary, indent=1))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def add_commands(sub: "argparse._SubParsersAction") -> None:
+    p = sub.add_parser("train-projector", help="train the soft-token projector (method 'soft') on local data")
+    p.add_argument("--data", action="append", help="a training file in the HotpotQA row format (repeatable; "
+                   "default: the HotpotQA and NQ training files under $RAGPRESS_DATA)")
+    p.add_argument("--allow-dev", action="store_true", help="allow files named *dev* (never for shipped weights)")
+    p.add_argument("--out", default=None, help="weights file (default: the shipped compressors/data/soft_projector.npz)")
+    p.add_argument("--log", default=None, help="loss log, one JSON line per step (default: beside --out)")
+    p.add_argument("--cache-dir", default=None, help="where encoder vectors are cached (default: cache_dir/soft-training)")
+    p.add_argument("--model", default="local/smollm2", help="the local model the soft tokens are for")
+    p.add_argument("--k", type=int, default=1, help="soft tokens per document")
+    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--recon-steps", type=int, default=30)
+    p.add_argument("--qa-steps", type=int, default=90)
+    p.add_argument("--recon-passages", type=int, default=240)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared: keep it small)")
+    p.add_argument("--progress", action="store_true", help="show progress bars even when stderr is not a terminal")
+    p.add_argument("--config", default=None, help="TOML settings file")
+    p.set_defaults(func=cmd_train)

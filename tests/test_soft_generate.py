@@ -1,0 +1,163 @@
+"""Method "soft" through the service: Generate and GenerateStream with soft tokens on the local
+SmolLM2 (real MiniLM, real projector, real gRPC server on loopback), the prefix cache across
+calls, the budget in soft tokens, vectors reused from a collection, and FAILED_PRECONDITION
+wherever soft tokens cannot go."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from middleware.client import RagpressClient
+from middleware.library import Ragpress
+from middleware.settings import Settings
+from ragpress.v1 import ragpress_pb2 as pb
+from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
+from tests.conftest import ROOT
+from tests.servers import ThreadedServer
+
+LOCAL = "local/smollm2"
+DOCS = [pb.Document(id="a", title="France", text="France is a country in Europe. Its capital is Paris."),
+        pb.Document(id="b", title="Bread", text="Bread is baked from flour. Baguettes are long.")]
+
+
+def _request(model: str = LOCAL, tokens: int = 50, **kw) -> pb.GenerateRequest:
+    req = pb.GenerateRequest(query="What is the capital of France?", documents=DOCS, model=model, method="soft", **kw)
+    req.budget.max_tokens = tokens
+    return req
+
+
+def _code(fn, *args, **kwargs):
+    with pytest.raises(grpc.RpcError) as info:
+        fn(*args, **kwargs)
+    return info.value.code(), info.value.details()
+
+
+@pytest.fixture(scope="module")
+def fast_stub(tmp_path_factory):
+    engine = Ragpress(Settings(port=0, embedding_model="hashing", data_dir=str(tmp_path_factory.mktemp("d")),
+                               warm_up=False, ledger_url="none"))
+    with ThreadedServer(engine) as srv, grpc.insecure_channel(srv.address) as channel:
+        yield pb_grpc.RagpressServiceStub(channel)
+
+
+def test_a_hosted_target_cannot_take_soft_tokens(fast_stub):
+    for call in (fast_stub.Generate, lambda r, timeout: list(fast_stub.GenerateStream(
+            pb.GenerateStreamRequest(request=r), timeout=timeout))):
+        code, details = _code(call, _request(model="gpt-4o-mini"), timeout=180)
+        assert code == grpc.StatusCode.FAILED_PRECONDITION
+        assert "local/" in details and "gpt-4o-mini" in details and "input embeddings" in details
+
+
+def test_compress_cannot_return_soft_tokens_as_text(fast_stub):
+    req = pb.CompressRequest(query="q", documents=DOCS, model="gpt-4o", method="soft")
+    req.budget.max_tokens = 10
+    code, details = _code(fast_stub.Compress, req, timeout=180)
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "not text" in details and "Generate" in details
+
+
+def test_soft_options_are_checked(fast_stub):
+    req = pb.CompressRequest(query="q", documents=DOCS, model="gpt-4o")
+    req.budget.max_tokens = 10
+    req.pipeline.add(method="soft").options.update({"k": 3})
+    code, details = _code(fast_stub.Compress, req, timeout=180)
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "k=1" in details and "train-projector" in details
+    req.pipeline[0].options.Clear()
+    req.pipeline[0].options.update({"tokens": 3})
+    code, details = _code(fast_stub.Compress, req, timeout=180)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "unknown option" in details
+
+
+# -- on the real models ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    settings = Settings(port=0, data_dir=str(ROOT / ".ragpress"), local_device="cpu", local_threads=1,
+                        local_max_new_tokens=6, prefix_cache_block=4, warm_up=False, ledger_url="none",
+                        persist_collections=False)
+    with ThreadedServer(Ragpress(settings)) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def stub(server):
+    with grpc.insecure_channel(server.address) as channel:
+        yield pb_grpc.RagpressServiceStub(channel)
+
+
+@pytest.mark.slow
+def test_generate_with_soft_tokens_counts_them_and_reuses_the_prefix(stub, server):
+    first = stub.Generate(_request(), timeout=300)
+    second = stub.Generate(_request(), timeout=300)
+    assert first.text and first.text == second.text and first.model == LOCAL
+    soft_stage = first.compression.stages[-1]
+    assert soft_stage.method == "soft" and soft_stage.output_tokens == 2 == first.compression.compressed_tokens
+    assert soft_stage.details["soft_tokens"] == 2 and soft_stage.details["vectors_reused"] == 0
+    assert [d.id for d in first.compression.documents] == ["a", "b"] and first.compression.context == ""
+    # The prompt: the chat template around two soft tokens, each counted once.
+    runtime = server.engine.models.local_runtime(LOCAL)
+    from middleware.llm.soft import MARKER
+
+    text_ids = runtime.encode_chat([{"role": "system", "content": "Answer the question using only the context. Be brief."},
+                                    {"role": "user", "content": "Context:\nX\n\nQuestion: What is the capital of France?\nAnswer:"}])
+    soft = runtime.soft_prompt([{"role": "system", "content": "Answer the question using only the context. Be brief."},
+                                {"role": "user", "content": f"Context:\n{MARKER}{MARKER}\n\nQuestion: What is the "
+                                 "capital of France?\nAnswer:"}], [[[0.0] * 576], [[0.0] * 576]])
+    assert first.usage.prompt_tokens == len(soft.ids) and abs(len(soft.ids) - len(text_ids)) <= 2
+    assert first.usage.original_prompt_tokens > first.usage.prompt_tokens + 20
+    assert first.usage.soft_prompt_tokens == 2
+    assert first.usage.cached_prompt_tokens == 0 < second.usage.cached_prompt_tokens
+
+
+@pytest.mark.slow
+def test_generate_stream_with_soft_tokens(stub):
+    events = list(stub.GenerateStream(pb.GenerateStreamRequest(request=_request()), timeout=300))
+    final = events[-1].final_response
+    assert final.text and "".join(e.text_delta for e in events[:-1]) == final.text
+    assert final.compression.compressed_tokens == 2
+
+
+@pytest.mark.slow
+def test_the_budget_keeps_the_documents_nearest_the_question(stub):
+    reply = stub.Generate(_request(tokens=1), timeout=300)
+    assert [d.id for d in reply.compression.documents] == ["a"] and list(reply.compression.dropped_ids) == ["b"]
+    assert reply.compression.compressed_tokens == 1 and reply.compression.budget_tokens == 1
+
+
+@pytest.mark.slow
+def test_a_collections_stored_vectors_are_reused(stub, server):
+    with RagpressClient(server.address) as client:
+        client.index("soft-test", [{"id": d.id, "title": d.title, "text": d.text} for d in DOCS])
+    req = pb.GenerateRequest(query="What is the capital of France?", model=LOCAL, method="soft",
+                             collection="soft-test", retrieve_top_k=2)
+    req.budget.max_tokens = 50
+    reply = stub.Generate(req, timeout=300)
+    assert reply.compression.stages[-1].details["vectors_reused"] == 2
+    # The stored vectors are the ones the method would compute itself: the same answer as with documents.
+    assert reply.text == stub.Generate(_request(), timeout=300).text
+
+
+@pytest.mark.slow
+def test_an_embedder_the_projector_was_not_trained_on_is_refused(tmp_path):
+    engine = Ragpress(Settings(embedding_model="hashing", data_dir=str(ROOT / ".ragpress"), local_device="cpu",
+                               local_threads=1, warm_up=False, ledger_url="none"))
+    from middleware.errors import FailedPrecondition
+
+    with pytest.raises(FailedPrecondition, match="all-MiniLM-L6-v2"):
+        engine.generate("What is the capital of France?", [{"id": "a", "text": "Paris."}], 10, model=LOCAL,
+                        method="soft")
+
+
+@pytest.mark.slow
+def test_the_cli_generates_with_soft_tokens(monkeypatch, capsys):
+    import json
+
+    from middleware.cli import main
+
+    monkeypatch.setenv("RAGPRESS_DATA_DIR", str(ROOT / ".ragpress"))
+    monkeypatch.setenv("RAGPRESS_LEDGER_URL", "none")
+    code = main(["generate", "--model", LOCAL, "--method", "soft", "--target-tokens", "10", "--max-tokens", "4",
+                 "--query", "What is the capital of France?", "--doc", DOCS[0].text, "--doc", DOCS[1].text, "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["usage"]["soft_prompt_tokens"] == 2 == out["compressed_tokens"] and out["text"]

@@ -1,0 +1,109 @@
+"""The soft-token projector: numpy inference equals its trainable torch twin, weights round-trip
+through their file with the config, and ``ragpress train-projector`` trains, logs and refuses
+dev files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from compressors.projector import Projector, ProjectorConfig
+from compressors.soft_data import qa_examples, read_rows
+from compressors.soft_training import torch_projector
+from middleware.cli import main
+from middleware.errors import InvalidArgument
+from tests.conftest import FIXTURES, ROOT
+
+CONFIG = ProjectorConfig(k=2, in_dim=8, hidden=6, out_dim=5)
+
+
+def _trained_like(seed: int = 0) -> Projector:
+    import torch
+
+    module = torch_projector(CONFIG, seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(seed)) * 0.3)
+    return module, module.export()
+
+
+def test_numpy_inference_matches_the_torch_twin():
+    import torch
+
+    module, projector = _trained_like()
+    e = np.random.default_rng(1).standard_normal((3, 8)).astype(np.float32)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(e)).numpy()
+    got = projector.project(e)
+    assert got.shape == (3, 2, 5)
+    np.testing.assert_allclose(got, expected, rtol=2e-3, atol=2e-3)  # fp16 rounding of the output
+    # Row by row or in a batch, a document gets bit-identical vectors (the KV cache keys on them).
+    assert np.array_equal(projector.project(e[1:2])[0], got[1])
+
+
+def test_weights_round_trip_with_their_config(tmp_path):
+    _, projector = _trained_like()
+    path = tmp_path / "p.npz"
+    projector.save(path, {"steps": 3})
+    loaded = Projector.load(path)
+    assert loaded.config == CONFIG and Projector.metadata(path) == {"steps": 3}
+    e = np.ones((1, 8), dtype=np.float32)
+    np.testing.assert_allclose(loaded.project(e), projector.project(e), rtol=1e-2, atol=1e-2)
+
+
+def test_bad_inputs_are_refused(tmp_path):
+    _, projector = _trained_like()
+    with pytest.raises(InvalidArgument, match=r"expects \(n, 8\)"):
+        projector.project(np.ones((2, 7), dtype=np.float32))
+    with pytest.raises(InvalidArgument, match="shape"):
+        Projector(ProjectorConfig(k=1, in_dim=8, hidden=6, out_dim=5), projector._w)
+    with pytest.raises(InvalidArgument, match="must be >= 1"):
+        ProjectorConfig(k=0)
+
+
+def test_the_shipped_projector_is_for_smollm2_and_minilm():
+    shipped = Projector.load()
+    assert (shipped.config.in_dim, shipped.config.out_dim, shipped.config.model, shipped.config.encoder) == \
+        (384, 576, "smollm2", "all-MiniLM-L6-v2")
+    meta = Projector.metadata()
+    assert meta["data"] and all("dev" not in d["file"] for d in meta["data"])
+    assert meta["held_out_nll_per_token"]["questions"] > 0
+
+
+def test_training_rows_give_gold_passages_only():
+    examples = qa_examples(read_rows(FIXTURES / "soft_train_small.jsonl"))
+    assert len(examples) == 6
+    assert [len(e.passages) for e in examples] == [2, 2, 2, 2, 1, 1]
+
+
+def test_train_projector_refuses_dev_files_and_a_missing_data_folder(monkeypatch, tmp_path, capsys):
+    dev = tmp_path / "hotpot_distractor_dev100.jsonl"
+    dev.write_text((FIXTURES / "soft_train_small.jsonl").read_text())
+    assert main(["train-projector", "--data", str(dev), "--out", str(tmp_path / "p.npz")]) == 2
+    assert "dev file" in capsys.readouterr().err
+    monkeypatch.setenv("RAGPRESS_DATA", str(tmp_path / "nowhere"))
+    assert main(["train-projector", "--out", str(tmp_path / "p.npz")]) == 2
+    assert "RAGPRESS_DATA" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_projector_trains_logs_and_saves(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RAGPRESS_DATA_DIR", str(ROOT / ".ragpress"))
+    out, log = tmp_path / "p.npz", tmp_path / "log.jsonl"
+    code = main(["train-projector", "--data", str(FIXTURES / "soft_train_small.jsonl"), "--out", str(out),
+                 "--log", str(log), "--cache-dir", str(tmp_path / "cache"), "--recon-steps", "2", "--qa-steps", "2",
+                 "--batch", "2", "--recon-passages", "4", "--hidden", "16", "--k", "2"])
+    assert code == 0
+    projector = Projector.load(out)
+    assert projector.config.k == 2 and projector.config.hidden == 16 and projector.config.out_dim == 576
+    assert projector.config.encoder == "all-MiniLM-L6-v2" and projector.config.model == "smollm2"
+    steps = [json.loads(line) for line in log.read_text().splitlines() if '"step"' in line]
+    assert [(s["stage"], s["step"]) for s in steps] == [("reconstruction", 1), ("reconstruction", 2), ("qa", 1), ("qa", 2)]
+    assert all(s["loss"] > 0 and s["cpu_s"] >= 0 for s in steps)
+    meta = Projector.metadata(out)
+    assert len(meta["loss_curve"]["qa"]) == 2 and meta["data"][0]["file"] == "soft_train_small.jsonl"
+    assert meta["config"]["seed"] == 0 and meta["cpu_seconds"] > 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["train_questions"] + summary["held_out_questions"] == 6
