@@ -66,6 +66,9 @@ class RunningServer:
             await asyncio.to_thread(self.recorder.close)
         if self.http is not None:
             await asyncio.to_thread(self.http.close)
+        from middleware.llm import completion
+
+        await completion.shutdown()
 
 
 async def start(settings: Settings, engine: Ragpress | None = None) -> RunningServer:

@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from middleware.settings import Settings
-from middleware.types import CompressRequest, CompressResult, Document, StageStats
+from middleware.types import CompressorUsage, CompressRequest, CompressResult, Document, StageStats
 
 log = logging.getLogger("ragpress.cache")
 
 # Bump when the cached encoding or the meaning of a result changes.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 PREFIX = "ragpress:"
 
 
@@ -148,23 +148,29 @@ def result_key(tenant: str, request: CompressRequest, tokenizer: str) -> str:
 def encode(result: CompressResult) -> bytes:
     data = {f.name: getattr(result, f.name) for f in fields(result)}
     data["documents"] = [[d.id, d.title, d.text, dict(d.metadata)] for d in result.documents]
-    data["stages"] = [[s.method, s.input_tokens, s.output_tokens, s.latency_ms, dict(s.details)]
-                      for s in result.stages]
+    # A stage's own model (the abstractive summariser) is kept by name only: a hit calls
+    # nothing and pays nothing, so it decodes as a cached call.
+    data["stages"] = [[s.method, s.input_tokens, s.output_tokens, s.latency_ms, dict(s.details),
+                       s.usage.model if s.usage is not None else None] for s in result.stages]
     return json.dumps(data, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass")
 
 
 def decode(value: bytes) -> CompressResult:
     data = json.loads(value.decode("utf-8", "surrogatepass"))
     data["documents"] = tuple(Document(id=i, title=t, text=x, metadata=m) for i, t, x, m in data["documents"])
-    data["stages"] = tuple(StageStats(*s) for s in data["stages"])
+    data["stages"] = tuple(StageStats(*s[:5], usage=CompressorUsage(s[5], cached=True) if s[5] else None)
+                           for s in data["stages"])
     data["dropped_ids"] = tuple(data["dropped_ids"])
     return CompressResult(**data)
 
 
 def cached_compress(cache: ResultCache | None, tenant: str, request: CompressRequest, tokenizer: str,
                     compute: Callable[[], CompressResult], request_id: str) -> CompressResult:
-    """``compute()``'s result, or the cached one for the same key (marked ``cached``)."""
-    if cache is None:
+    """``compute()``'s result, or the cached one for the same key (marked ``cached``).
+
+    A stage whose options say ``cache: false`` (e.g. ``abstractive``, asking for a fresh
+    summary) opts the whole request out: a stored result would answer it otherwise."""
+    if cache is None or any(stage.options.get("cache") is False for stage in request.pipeline):
         return compute()
     key = result_key(tenant, request, tokenizer)
     hit = cache.get(key)

@@ -12,7 +12,6 @@ import grpc
 import pytest
 
 from compressors import faithfulness
-from conftest import ROOT
 from middleware import convert
 from middleware.errors import DeadlineExceeded
 from middleware.library import Ragpress
@@ -41,8 +40,8 @@ DOCS = [
 
 @pytest.fixture(scope="module")
 def local_dir(smollm2):
-    """The converted SmolLM2 folder (the session fixture converts it once under .ragpress/)."""
-    return ROOT / ".ragpress" / "models" / "smollm2-135m-instruct"
+    """The converted SmolLM2 folder (the session fixture converts it once into the cache folder)."""
+    return Settings().resolved_cache_dir() / "models" / "smollm2-135m-instruct"
 
 
 @pytest.fixture(scope="module")

@@ -122,3 +122,24 @@ def test_stop_strings_and_streamed_deltas_agree(smollm2, prompts):
     out = rt.generate(a, SamplingParams(max_new_tokens=6, stop=(stop,)), on_delta=deltas.append)
     assert stop not in out.text and out.finish_reason == "stop" and full.text.startswith(out.text)
     assert "".join(deltas) == out.text
+
+
+@pytest.mark.parametrize("text", ["Paris, 1889: the Eiffel Tower (324 m).", "東京タワーは333メートルです 🗼✨",
+                                  "naïve café — Zürich\nid=A-17/b"])
+def test_the_text_stream_adds_up_to_the_whole_decode(smollm2, text):
+    from middleware.llm.runtime import _TextStream
+
+    tok = smollm2.tokenizer
+    ids = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    for tokenizer in (tok, _SlowOnly(tok)):
+        stream = _TextStream(tokenizer)
+        parts = [stream.step(i) for i in ids]
+        assert "".join(parts) == tok.decode(ids, skip_special_tokens=True) == text
+        assert "\ufffd" not in "".join(parts[:-1])
+
+
+class _SlowOnly:
+    """The same tokenizer seen without its fast backend: the fallback path decodes everything."""
+
+    def __init__(self, tok) -> None:
+        self.decode = tok.decode

@@ -153,3 +153,28 @@ async def test_a_result_cache_outage_never_fails_a_call(tmp_path):
     finally:
         await channel.close()
         await running.stop(grace=1)
+
+
+def test_a_stage_that_opts_out_of_caching_skips_the_result_cache_and_hits_carry_no_cost():
+    from middleware.shared_cache import MemoryCache, cached_compress, decode, encode
+    from middleware.types import CompressResult
+    from middleware.types import CompressorUsage, StageStats
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return CompressResult(documents=(), dropped_ids=(), context="", original_tokens=5, compressed_tokens=0,
+                              budget_tokens=3, stages=(StageStats("abstractive", 5, 0, 1.0, {},
+                                                                  CompressorUsage("openai/x", 40, 8, 0.01)),),
+                              model="gpt-4o", tokenizer="o200k_base", tokenizer_fallback=False, request_id="r")
+
+    cache = MemoryCache(8, 60)
+    fresh = CompressRequest(query="q", documents=(Document("a", "text"),), budget=Budget(max_tokens=3),
+                            pipeline=(Stage("abstractive", {"cache": False}),))
+    for _ in range(2):
+        cached_compress(cache, "t", fresh, "o200k_base", compute, "r")
+    assert len(calls) == 2
+    stored = decode(encode(compute()))
+    (stage,) = stored.stages
+    assert stage.usage == CompressorUsage("openai/x", cached=True)

@@ -13,7 +13,7 @@ from middleware.library import Ragpress
 from middleware.settings import Settings
 from ragpress.v1 import ragpress_pb2 as pb
 from ragpress.v1 import ragpress_pb2_grpc as pb_grpc
-from tests.conftest import ROOT
+from tests.conftest import DATA_DIR
 from tests.servers import ThreadedServer
 
 LOCAL = "local/smollm2"
@@ -72,7 +72,7 @@ def test_soft_options_are_checked(fast_stub):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    settings = Settings(port=0, data_dir=str(ROOT / ".ragpress"), local_device="cpu", local_threads=1,
+    settings = Settings(port=0, data_dir=str(DATA_DIR), local_device="cpu", local_threads=1,
                         local_max_new_tokens=6, prefix_cache_block=4, warm_up=False, ledger_url="none",
                         persist_collections=False)
     with ThreadedServer(Ragpress(settings)) as srv:
@@ -139,7 +139,7 @@ def test_a_collections_stored_vectors_are_reused(stub, server):
 
 @pytest.mark.slow
 def test_an_embedder_the_projector_was_not_trained_on_is_refused(tmp_path):
-    engine = Ragpress(Settings(embedding_model="hashing", data_dir=str(ROOT / ".ragpress"), local_device="cpu",
+    engine = Ragpress(Settings(embedding_model="hashing", data_dir=str(DATA_DIR), local_device="cpu",
                                local_threads=1, warm_up=False, ledger_url="none"))
     from middleware.errors import FailedPrecondition
 
@@ -154,7 +154,7 @@ def test_the_cli_generates_with_soft_tokens(monkeypatch, capsys):
 
     from middleware.cli import main
 
-    monkeypatch.setenv("RAGPRESS_DATA_DIR", str(ROOT / ".ragpress"))
+    monkeypatch.setenv("RAGPRESS_DATA_DIR", str(DATA_DIR))
     monkeypatch.setenv("RAGPRESS_LEDGER_URL", "none")
     code = main(["generate", "--model", LOCAL, "--method", "soft", "--target-tokens", "10", "--max-tokens", "4",
                  "--query", "What is the capital of France?", "--doc", DOCS[0].text, "--doc", DOCS[1].text, "--json"])

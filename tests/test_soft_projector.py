@@ -14,7 +14,7 @@ from compressors.soft_data import qa_examples, read_rows
 from compressors.soft_training import torch_projector
 from middleware.cli import main
 from middleware.errors import InvalidArgument
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import DATA_DIR, FIXTURES
 
 CONFIG = ProjectorConfig(k=2, in_dim=8, hidden=6, out_dim=5)
 
@@ -90,7 +90,7 @@ def test_train_projector_refuses_dev_files_and_a_missing_data_folder(monkeypatch
 
 @pytest.mark.slow
 def test_train_projector_trains_logs_and_saves(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("RAGPRESS_DATA_DIR", str(ROOT / ".ragpress"))
+    monkeypatch.setenv("RAGPRESS_DATA_DIR", str(DATA_DIR))
     out, log = tmp_path / "p.npz", tmp_path / "log.jsonl"
     code = main(["train-projector", "--data", str(FIXTURES / "soft_train_small.jsonl"), "--out", str(out),
                  "--log", str(log), "--cache-dir", str(tmp_path / "cache"), "--recon-steps", "2", "--qa-steps", "2",

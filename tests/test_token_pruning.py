@@ -279,9 +279,9 @@ def _strings(value, path=()):
 def lm_engine(smollm2):
     from middleware.library import Ragpress
     from middleware.settings import Settings
-    from tests.conftest import ROOT
+    from tests.conftest import DATA_DIR
 
-    return Ragpress(Settings(embedding_model="hashing", data_dir=str(ROOT / ".ragpress"), local_device="cpu",
+    return Ragpress(Settings(embedding_model="hashing", data_dir=str(DATA_DIR), local_device="cpu",
                              local_threads=1))
 
 

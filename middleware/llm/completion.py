@@ -184,3 +184,16 @@ def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> float | 
 def backoff_delays(retries: int, base: float = 0.2) -> Sequence[float]:
     """Exponential back-off between retries."""
     return [base * (2 ** i) for i in range(retries)]
+
+
+async def shutdown() -> None:
+    """Stop litellm's background logging worker, bound to the calling event loop; a server
+    stopping its loop calls this so no pending litellm task outlives the loop. A no-op when
+    litellm was never imported."""
+    import sys
+
+    if "litellm" not in sys.modules:
+        return
+    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+    await GLOBAL_LOGGING_WORKER.stop()

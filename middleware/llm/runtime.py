@@ -142,6 +142,8 @@ class LocalRuntime:
             ttft = 0.0
             finish = "length"
             hold = max((len(s) for s in params.stop), default=1) - 1
+            stream = _TextStream(self.model.tokenizer)
+            text = ""
             while len(out) < params.max_new_tokens:
                 if cancel is not None and cancel.is_set():
                     finish = "cancelled"
@@ -155,8 +157,10 @@ class LocalRuntime:
                     finish = "stop"
                     break
                 out.append(token)
-                text = self.model.tokenizer.decode(out, skip_special_tokens=True)
-                cut = _find_stop(text, params.stop)
+                seen = len(text)
+                text += stream.step(token)
+                # Only the new text (and a stop string's length before it) can hold a new stop.
+                cut = _find_stop(text, params.stop, max(0, seen - hold))
                 if cut is not None:
                     text, finish = text[:cut], "stop"
                 if on_delta is not None:
@@ -263,6 +267,33 @@ def _pick(logits: Any, params: SamplingParams, gen: Any) -> int:
     return int(torch.multinomial(probs, 1, generator=gen).item())
 
 
-def _find_stop(text: str, stops: Sequence[str]) -> int | None:
-    cuts = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+def _find_stop(text: str, stops: Sequence[str], start: int = 0) -> int | None:
+    cuts = [i for i in (text.find(s, start) for s in stops if s) if i >= 0]
     return min(cuts) if cuts else None
+
+
+class _TextStream:
+    """The text of generated tokens, one token at a time, without decoding the whole output
+    at every step: ``tokenizers``' DecodeStream for fast tokenizers (it holds back bytes of a
+    character split over tokens); a slow tokenizer falls back to decoding everything."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.backend = getattr(tokenizer, "backend_tokenizer", None)
+        self.ids: list[int] = []
+        self.text = ""
+        if self.backend is not None:
+            from tokenizers.decoders import DecodeStream
+
+            self.stream = DecodeStream(skip_special_tokens=True)
+
+    def step(self, token: int) -> str:
+        """The text ``token`` adds (may be empty while a character is incomplete)."""
+        if self.backend is not None:
+            return self.stream.step(self.backend, token) or ""
+        self.ids.append(token)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.endswith("\ufffd") or not text.startswith(self.text):
+            return ""  # a character split over tokens: wait for its last byte
+        new, self.text = text[len(self.text):], text
+        return new
