@@ -12,7 +12,6 @@ import grpc
 import pytest
 
 from compressors import faithfulness
-from conftest import ROOT
 from middleware import convert
 from middleware.errors import DeadlineExceeded
 from middleware.library import Ragpress
@@ -41,8 +40,8 @@ DOCS = [
 
 @pytest.fixture(scope="module")
 def local_dir(smollm2):
-    """The converted SmolLM2 folder (the session fixture converts it once under .ragpress/)."""
-    return ROOT / ".ragpress" / "models" / "smollm2-135m-instruct"
+    """The converted SmolLM2 folder (the session fixture converts it once in the cache folder)."""
+    return Settings().resolved_cache_dir() / "models" / "smollm2-135m-instruct"
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,7 @@ async def served(upstream, local_dir, tmp_path_factory):
     settings = Settings(port=0, embedding_model="hashing", data_dir=str(data), llm_api_base=upstream.api_base,
                         llm_api_key="sk-test", llm_timeout_seconds=4.0, llm_retries=2, warm_up=False,
                         ledger_flush_seconds=0.05, local_model_dirs=f"smollm2={local_dir}", local_device="cpu",
-                        local_threads=1)
+                        local_threads=1, result_cache_entries=0)  # each test must reach the summariser
     running = await start(settings, Ragpress(settings))
     await running.ready
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as ch:
