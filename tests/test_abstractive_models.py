@@ -40,7 +40,7 @@ DOCS = [
 
 @pytest.fixture(scope="module")
 def local_dir(smollm2):
-    """The converted SmolLM2 folder (the session fixture converts it once in the cache folder)."""
+    """The converted SmolLM2 folder (the session fixture converts it once into the cache folder)."""
     return Settings().resolved_cache_dir() / "models" / "smollm2-135m-instruct"
 
 
