@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from middleware.errors import DeadlineExceeded, Unavailable
-from middleware.llm import completion
+from middleware.llm import completion, retry
 from middleware.settings import Settings
 
 POLICIES = ("fail", "retry", "local")
@@ -168,20 +168,17 @@ class PolicySummarizer(Summarizer):
 
     def summarize(self, messages: Sequence[dict[str, str]], max_new_tokens: int, deadline: float | None,
                   source: str = "") -> Summary:
-        delays = list(completion.backoff_delays(self.retries)) if self.policy == "retry" else []
-        while True:
-            try:
-                return self.remote.summarize(messages, max_new_tokens, deadline, source)
-            except completion.UpstreamError as exc:
-                if not exc.transient:
-                    raise
-                reason = str(exc)
-                if delays and delays[0] < _left(deadline):
-                    time.sleep(delays.pop(0))
-                    continue
-                if self.policy != "local":
-                    raise Unavailable(reason) from exc
-                break
+        retries = self.retries if self.policy == "retry" else 0
+        try:
+            for attempt in retry.retrying(retries, lambda: _left(deadline)):
+                with attempt:
+                    return self.remote.summarize(messages, max_new_tokens, deadline, source)
+        except completion.UpstreamError as exc:
+            if not exc.transient:
+                raise
+            reason = str(exc)
+            if self.policy != "local":
+                raise Unavailable(reason) from exc
         local = self._local()
         # The local model counts its own tokens: size its generation in them.
         scaled = max(1, math.ceil(max_new_tokens * local.count(source) / max(1, self.remote.count(source)))) \

@@ -298,7 +298,7 @@ def onnx_embedder(model_dir: str, cache_dir: Path, threads: int = 1) -> CachedEm
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        raise Unavailable("onnxruntime is missing: pip install onnxruntime==1.31.1") from exc
+        raise Unavailable("the rerank head's ONNX MiniLM needs onnxruntime: pip install 'ragpress[onnx]'") from exc
     from tokenizers import Tokenizer
 
     path = cache_dir / f"minilm-int8-v{ONNX_VERSION}.onnx"

@@ -28,6 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Protocol
 
+from middleware.errors import Unavailable
 from middleware.settings import Settings
 from middleware.types import CompressorUsage, CompressRequest, CompressResult, Document, StageStats
 
@@ -98,7 +99,10 @@ class RedisCache:
 
 def redis_client(url: str):
     """A redis-py client with short time-outs (a slow cache must not hold calls)."""
-    import redis
+    try:
+        import redis
+    except ImportError as exc:
+        raise Unavailable("redis_url needs redis-py: pip install 'ragpress[redis]'") from exc
 
     return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
 
@@ -201,8 +205,6 @@ class RedisCollectionsMeta:
         try:
             return fn(*args)
         except Exception as exc:  # noqa: BLE001 - redis-py's errors, translated in this one place
-            from middleware.errors import Unavailable
-
             raise Unavailable(f"shared collections metadata (Redis) is unavailable: {exc}") from exc
 
     def bump(self, tenant: str, name: str) -> int:

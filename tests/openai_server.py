@@ -20,11 +20,16 @@ class Behaviour:
     # Fail this many requests with `fail_status` before answering.
     fail_first: int = 0
     fail_status: int = 500
+    # A Retry-After header on those failures (seconds or an HTTP date), when set.
+    retry_after: str = ""
     # Seconds to wait before answering (a slow upstream).
     delay: float = 0.0
     # Drop the connection without an answer for this many requests (a reset).
     reset_first: int = 0
     requests: list = field(default_factory=list)
+    # time.monotonic() and time.time() at each request's arrival.
+    arrivals: list = field(default_factory=list)
+    arrived_at: list = field(default_factory=list)
     cancelled: int = 0
     completed: int = 0
 
@@ -62,6 +67,8 @@ class OpenAIServer:
         b = self.behaviour
         body = await request.json()
         b.requests.append(body)
+        b.arrivals.append(time.monotonic())
+        b.arrived_at.append(time.time())
         try:
             if b.reset_first > 0 and request.transport is not None:
                 b.reset_first -= 1
@@ -70,7 +77,8 @@ class OpenAIServer:
             if b.fail_first > 0:
                 b.fail_first -= 1
                 return web.json_response({"error": {"message": "upstream exploded", "type": "server_error"}},
-                                         status=b.fail_status)
+                                         status=b.fail_status,
+                                         headers={"Retry-After": b.retry_after} if b.retry_after else None)
             if b.delay:
                 await asyncio.sleep(b.delay)
             words = b.reply.split(" ")

@@ -8,6 +8,8 @@ and imports litellm's completion stack.
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import time
 
 import grpc
 import pytest
@@ -122,6 +124,31 @@ async def test_retry_policy_gives_up_with_unavailable(stub, upstream):
         await stub.Generate(_request(fallback=pb.FALLBACK_POLICY_RETRY))
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE and "503" in info.value.details()
     assert len(b.requests) == 3  # one try and llm_retries=2 retries
+
+
+async def test_retry_waits_at_least_the_retry_after_of_a_429_then_answers(stub, upstream):
+    b = upstream.reset(fail_first=1, fail_status=429, retry_after="1")
+    reply = await stub.Generate(_request(fallback=pb.FALLBACK_POLICY_RETRY), timeout=30)
+    assert reply.text == b.reply and len(b.requests) == 2 and not reply.fell_back
+    # The back-off alone would be 0.2 to 0.4 s: a one-second gap is the header's.
+    assert b.arrivals[1] - b.arrivals[0] >= 1.0
+
+
+async def test_a_503_retry_after_as_an_http_date_is_honoured(stub, upstream):
+    at = int(time.time()) + 3
+    b = upstream.reset(fail_first=1, fail_status=503, retry_after=email.utils.formatdate(at, usegmt=True))
+    reply = await stub.Generate(_request(fallback=pb.FALLBACK_POLICY_RETRY), timeout=30)
+    assert reply.text == b.reply and len(b.requests) == 2
+    assert b.arrived_at[1] >= at - 0.05  # not before the date (the margin is clock rounding only)
+
+
+async def test_a_retry_after_past_the_deadline_is_not_waited_for(stub, upstream):
+    b = upstream.reset(fail_first=1, fail_status=429, retry_after="30")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.Generate(_request(fallback=pb.FALLBACK_POLICY_RETRY), timeout=10)
+    # Not DEADLINE_EXCEEDED: the call gave up at once rather than sleep past its deadline.
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE and "rate-limited" in info.value.details()
+    assert len(b.requests) == 1
 
 
 async def test_a_4xx_is_not_retried_and_is_invalid_argument(stub, upstream):

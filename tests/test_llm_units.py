@@ -7,6 +7,7 @@ import pytest
 from middleware import convert
 from middleware.errors import InvalidArgument
 from middleware.llm import completion as gateway
+from middleware.llm import retry
 from middleware.llm.local import local_name, parse_model_dirs
 from middleware.settings import Settings
 from middleware.tokens import TokenizerRegistry, hf_tokenizer
@@ -81,3 +82,54 @@ def test_tokenizer_registry_resolves_local_models_through_a_resolver():
     tok = reg.get("local/words")
     assert tok.name == "hf:words" and tok.count("a bb ccc") == 3 and not tok.fallback
     assert reg.get("gpt-4o").name == "o200k_base"
+
+
+@pytest.mark.parametrize("headers, seconds", [
+    ({"Retry-After": "3"}, 3.0),
+    ({"retry-after": "0.5"}, 0.5),
+    ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),  # the finer header wins
+    ({"Retry-After": "Thu, 01 Jan 2026 00:00:10 GMT"}, 10.0),
+    ({"Retry-After": "Thu, 01 Jan 2026 00:00:00 GMT"}, 0.0),  # a date in the past: no wait
+    ({"Retry-After": "soon"}, None),
+    ({"X-Other": "1"}, None),
+    (None, None),
+])
+def test_retry_after_headers_in_seconds_or_as_a_date(headers, seconds):
+    now = 1767225600.0  # 2026-01-01T00:00:00Z
+    assert gateway.parse_retry_after(headers, now=now) == seconds
+
+
+def test_a_rate_limit_carries_the_upstreams_retry_after():
+    import httpx
+    import litellm
+
+    response = httpx.Response(429, headers={"Retry-After": "7"},
+                              request=httpx.Request("POST", "http://127.0.0.1/v1/chat/completions"))
+    exc = litellm.RateLimitError("slow down", llm_provider="openai", model="m", response=response)
+    assert gateway.translate(exc, "m").retry_after == 7.0
+
+
+def _failing(exc: Exception):
+    calls = []
+
+    def call():
+        calls.append(1)
+        raise exc
+    return call, calls
+
+
+@pytest.mark.parametrize("exc, retries, left, attempts", [
+    (gateway.UpstreamError("down", transient=False), 3, float("inf"), 1),  # not transient: never retried
+    (gateway.UpstreamError("down", transient=True), 0, float("inf"), 1),  # no retries asked for
+    (gateway.UpstreamError("down", transient=True), 3, 0.1, 1),  # the first back-off (>= 0.2 s) passes the deadline
+    (gateway.UpstreamError("busy", transient=True, retry_after=5.0), 3, 4.0, 1),  # Retry-After past the deadline
+    (gateway.UpstreamError("busy", transient=True, retry_after=3600.0), 3, float("inf"), 1),  # beyond the cap
+    (gateway.UpstreamError("down", transient=True), 1, float("inf"), 2),  # one retry, then the error
+])
+def test_the_retry_policy_stops_where_it_must_and_reraises_the_last_error(exc, retries, left, attempts):
+    call, calls = _failing(exc)
+    with pytest.raises(gateway.UpstreamError) as info:
+        for attempt in retry.retrying(retries, lambda: left):
+            with attempt:
+                call()
+    assert info.value is exc and len(calls) == attempts

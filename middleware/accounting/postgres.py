@@ -12,8 +12,10 @@ class PostgresLedger(SqlLedger):
     id_column = "id BIGSERIAL PRIMARY KEY"
 
     def __init__(self, url: str, connect_timeout: float = 10.0) -> None:
-        import psycopg
-
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise Unavailable("a postgresql:// ledger_url needs psycopg: pip install 'ragpress[postgres]'") from exc
         try:
             conn = psycopg.connect(url, connect_timeout=int(max(1, connect_timeout)))
         except psycopg.Error as exc:

@@ -3,8 +3,8 @@
 Re-exported here for callers of the old path; new code imports the kernel module.
 """
 
-from middleware.llm.completion import (Completion, UpstreamCall, UpstreamError, backoff_delays, complete,
+from middleware.llm.completion import (Completion, UpstreamCall, UpstreamError, complete,
                                        complete_blocking, cost_usd, stream, translate)
 
-__all__ = ["Completion", "UpstreamCall", "UpstreamError", "backoff_delays", "complete", "complete_blocking",
+__all__ = ["Completion", "UpstreamCall", "UpstreamError", "complete", "complete_blocking",
            "cost_usd", "stream", "translate"]

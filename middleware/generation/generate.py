@@ -24,6 +24,7 @@ from middleware.cancel import check as check_cancelled
 from middleware.errors import DeadlineExceeded, InvalidArgument, Unavailable
 from middleware.generation import prompt as prompts, soft as soft_generation
 from middleware.llm import completion as gateway
+from middleware.llm import retry
 from middleware.llm.local import local_name
 from middleware.generation.prompt import Demonstration, Prompt
 from middleware.llm.runtime import LocalGeneration, SamplingParams
@@ -185,27 +186,26 @@ class Generator:
                 yield item
             return
         policy = prepared.request.fallback or self.settings.llm_fallback
-        delays = list(gateway.backoff_delays(self.settings.llm_retries)) if policy == "retry" else []
-        while True:
-            sent = False
-            try:
-                async for item in self._remote(prepared, model, deadline, stream):
-                    sent = sent or isinstance(item, str)
-                    yield item
-                return
-            except gateway.UpstreamError as exc:
-                # Once text has reached the client, switching models would splice two answers.
-                if not exc.transient or sent:
-                    raise
-                reason = str(exc)
-                log.warning("upstream failure (%s policy): %s", policy, reason)
-                if delays and loop.time() + delays[0] < deadline:
-                    await asyncio.sleep(delays.pop(0))
-                    continue
-                if policy == "local":
-                    break
+        retries = self.settings.llm_retries if policy == "retry" else 0
+        # Retried only until the first item: once text has reached the client, another
+        # attempt (or another model) would splice two answers, so later failures raise.
+        try:
+            async for attempt in retry.async_retrying(retries, lambda: deadline - loop.time()):
+                with attempt:
+                    items = self._remote(prepared, model, deadline, stream)
+                    first = await anext(items)
+        except gateway.UpstreamError as exc:
+            if not exc.transient:
+                raise
+            reason = str(exc)
+            log.warning("upstream failure (%s policy): %s", policy, reason)
+            if policy != "local":
                 raise Unavailable(reason) from exc
-        async for item in self._local(prepared, self.settings.local_model, tenant, deadline, stream, reason):
+            async for item in self._local(prepared, self.settings.local_model, tenant, deadline, stream, reason):
+                yield item
+            return
+        yield first
+        async for item in items:
             yield item
 
     async def _remote(self, prepared: Prepared, model: str, deadline: float,

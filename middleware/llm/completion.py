@@ -15,20 +15,29 @@ for the event loop, :func:`complete_blocking` for worker threads.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
+import math
+import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Mapping
 
 from middleware.errors import InvalidArgument, Unavailable
 
 
 class UpstreamError(Unavailable):
-    """The upstream model failed; ``transient`` failures are eligible for retry or fallback."""
+    """The upstream model failed; ``transient`` failures are eligible for retry or fallback.
 
-    def __init__(self, message: str, transient: bool, timed_out: bool = False) -> None:
+    ``retry_after``: the seconds the upstream asked the client to wait (its
+    ``Retry-After`` header on a 429 or 5xx), or ``None``.
+    """
+
+    def __init__(self, message: str, transient: bool, timed_out: bool = False,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.transient = transient
         self.timed_out = timed_out
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -83,13 +92,51 @@ def translate(exc: BaseException, model: str) -> Exception:
     if isinstance(exc, (asyncio.TimeoutError, litellm.Timeout)):
         return UpstreamError(f"upstream {model} timed out: {detail}", transient=True, timed_out=True)
     if isinstance(exc, litellm.RateLimitError) or status == 429:
-        return UpstreamError(f"upstream {model} rate-limited the request: {detail}", transient=True)
+        return UpstreamError(f"upstream {model} rate-limited the request: {detail}", transient=True,
+                             retry_after=parse_retry_after(_headers(exc)))
     if isinstance(exc, (litellm.APIConnectionError, litellm.InternalServerError, litellm.ServiceUnavailableError,
                         litellm.BadGatewayError)) or (isinstance(status, int) and status >= 500):
-        return UpstreamError(f"upstream {model} failed (status {status}): {detail}", transient=True)
+        return UpstreamError(f"upstream {model} failed (status {status}): {detail}", transient=True,
+                             retry_after=parse_retry_after(_headers(exc)))
     if isinstance(exc, (litellm.BadRequestError, litellm.NotFoundError, litellm.UnprocessableEntityError)):
         return InvalidArgument(f"upstream {model} rejected the request: {detail}")
     return UpstreamError(f"upstream {model} failed: {detail}", transient=False)
+
+
+def _headers(exc: BaseException) -> Mapping[str, str] | None:
+    # litellm keeps the upstream's response headers on the exceptions it maps; the
+    # OpenAI SDK's own exceptions carry the httpx response.
+    headers = getattr(exc, "litellm_response_headers", None)
+    if not headers:
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+    return headers if isinstance(headers, Mapping) else None
+
+
+def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
+    """Seconds an HTTP ``Retry-After`` (or OpenAI's ``retry-after-ms``) header asks for.
+
+    ``Retry-After`` is either delta-seconds or an HTTP date; ``None`` when absent or
+    unreadable. Header names are matched case-insensitively.
+    """
+    if not headers:
+        return None
+    lowered = {str(k).lower(): str(v).strip() for k, v in headers.items()}
+    try:
+        if "retry-after-ms" in lowered:
+            return max(0.0, float(lowered["retry-after-ms"]) / 1000.0)
+    except ValueError:
+        pass
+    value = lowered.get("retry-after")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        seconds = email.utils.mktime_tz(parsed) - (time.time() if now is None else now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _usage(obj: Any) -> tuple[int | None, int | None, int]:
@@ -179,11 +226,6 @@ def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> float | 
     except Exception:  # noqa: BLE001 - litellm raises its own NotFoundError/ValueError for unmapped models
         return None
     return float(p) + float(c)
-
-
-def backoff_delays(retries: int, base: float = 0.2) -> Sequence[float]:
-    """Exponential back-off between retries."""
-    return [base * (2 ** i) for i in range(retries)]
 
 
 async def shutdown() -> None:
