@@ -185,13 +185,25 @@ def fit(items: list[Item], log=print, dense=None, candidates: int | None = None,
     pf = [features.pair_features(it.ctx, p2) for it, p2 in zip(items, p2s)]
     both = [i for i, it in enumerate(items) if it.doc_y.sum() == 2]
     labels = {i: np.array([items[i].doc_y[a] * items[i].doc_y[b] for a, b in pf[i][0]], np.int64) for i in both}
-    x = np.concatenate([pf[i][1] for i in both])
-    y = np.concatenate([labels[i] for i in both])
-    fold = np.concatenate([np.full(len(labels[i]), items[i].fold) for i in both])
-    kind, pair, ap_pair = select(x, y, fold, features.PAIR_FEATURES, validation, forest=False, log=log)
-    logits = out_of_fold(kind, x, y, fold, features.PAIR_FEATURES, [(x_, it.fold) for (_, x_), it in zip(pf, items)])
-    top1 = [labels[i][int(np.argmax(logits[i]))] for i in both if items[i].fold == validation]
-    log(f"  validation: the best pair is the gold pair in {np.mean(top1):.3f} of {len(top1)} questions")
+    if both:
+        x = np.concatenate([pf[i][1] for i in both])
+        y = np.concatenate([labels[i] for i in both])
+        fold = np.concatenate([np.full(len(labels[i]), items[i].fold) for i in both])
+        kind, pair, ap_pair = select(x, y, fold, features.PAIR_FEATURES, validation, forest=False, log=log)
+        logits = out_of_fold(kind, x, y, fold, features.PAIR_FEATURES,
+                             [(x_, it.fold) for (_, x_), it in zip(pf, items)])
+        top1 = [labels[i][int(np.argmax(logits[i]))] for i in both if items[i].fold == validation]
+        log(f"  validation: the best pair is the gold pair in {np.mean(top1):.3f} of {len(top1)} questions")
+    else:
+        # Single-hop data alone (NQ: one gold passage) has no pair to learn from: a neutral pair
+        # head (every pair alike), so that the pair shares carry no signal and the unit head ignores them.
+        from compressors.head import Logistic
+
+        n = len(features.PAIR_FEATURES)
+        pair = Logistic(features.PAIR_FEATURES, np.zeros(n, np.float32), np.ones(n, np.float32),
+                        np.zeros(n, np.float32), 0.0)
+        logits, ap_pair = [np.zeros(len(x_), np.float32) for _, x_ in pf], None
+        log("  no question with two gold documents: a neutral pair head")
     log("units")
     us = [features.unit_features(it.ctx, p2, features.pair_marginals(len(p2), pairs, z),
                                  features.pair_marginals(len(p2), pairs, z / SOFT_TEMPERATURE))
@@ -203,7 +215,7 @@ def fit(items: list[Item], log=print, dense=None, candidates: int | None = None,
             "trained_on": sources, "questions": {s: sum(it.source == s for it in items) for s in sources},
             "validation_fold": validation,
             "validation_average_precision": {"doc1": ap1, "doc2": ap2, "pair": ap_pair, "unit": ap3},
-            "validation_pair_top1": round(float(np.mean(top1)), 4)}
+            "validation_pair_top1": round(float(np.mean(top1)), 4) if both else None}
     if dense is None:
         return spec
     k = candidates or rerank.CANDIDATES
