@@ -16,7 +16,8 @@ scored the same way (on the HotpotQA dev file). Also runs the extractive method
 through a real gRPC server (--no-grpc skips it), over hotpot_retrieved_500.jsonl
 (robustness, answer kept; --no-retrieved) and on requests of 10 to 200 documents
 (latency; --no-scaling). Prints a table per file and writes
-bench/results/extractive.json (with --limit: extractive_limit<N>.json, unless --out).
+bench/results/extractive.json (with --limit: extractive_limit<N>.json, unless --out;
+while it runs, what it has measured so far is in the same name with .partial.json).
 """
 
 from __future__ import annotations
@@ -182,6 +183,7 @@ def main() -> None:
     # A subset never overwrites the full results.
     out = Path(args.out) if args.out else HERE / "results" / (
         f"extractive_limit{args.limit}.json" if args.limit else "extractive.json")
+    partial = out.with_suffix(".partial.json")
 
     from middleware.library import Ragpress
 
@@ -204,6 +206,10 @@ def main() -> None:
                 per_file["subset30"].setdefault(method, {})[str(budget)] = summarise(sub)
                 print(f"{path.name} {method:>18} {budget:>4}: {per_file['methods'][method][str(budget)]}",
                       file=sys.stderr)
+                # Saved as it goes, beside the results: a run stopped early keeps what it measured
+                # without replacing the last complete results.
+                partial.parent.mkdir(parents=True, exist_ok=True)
+                partial.write_text(json.dumps(dict(results, partial=True), indent=2))
         if path.name == LLMLINGUA_DATA:
             golds = {line["id"]: gold for line, gold in pairs}
             for budget in args.budgets:
@@ -247,6 +253,7 @@ def main() -> None:
     print(f"load average (1, 5, 15 min) at start {results['load_average']}, at end {results['load_average_end']}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
+    partial.unlink(missing_ok=True)
     print(f"\nwrote {out}")
 
 

@@ -116,11 +116,21 @@ def unit_labels(row: dict, gold: dict, docs, seg) -> np.ndarray:
     return y
 
 
+def segmented(engine, row: dict):
+    """A question row as (batch line, gold record, request, its units)."""
+    from compressors import packing
+    from hotpot_to_batch import convert
+
+    line, gold = convert(row, None)
+    req = engine.request(line["query"], line["documents"], 300)
+    return line, gold, req, packing.segment(req.documents)
+
+
 def build_items(files: list[Path], engine, log=print) -> list[Item]:
     """Features' contexts and labels of every question (with context and supporting facts) of ``files``."""
-    from compressors import features, packing
+    from compressors import features
     from compressors.base import CompressionJob
-    from hotpot_to_batch import convert, read_rows
+    from hotpot_to_batch import read_rows
     from hotpot_to_batch import fold as question_fold
 
     tok = engine.models.tokenizers.get("gpt-4o")
@@ -129,9 +139,7 @@ def build_items(files: list[Path], engine, log=print) -> list[Item]:
     for path in files:
         rows = [r for r in read_rows(path) if r.get("supporting_facts") and r.get("context")]
         for row in rows:
-            line, gold = convert(row, None)
-            req = engine.request(line["query"], line["documents"], 300)
-            seg = packing.segment(req.documents)
+            line, gold, req, seg = segmented(engine, row)
             if not seg.units:
                 continue
             ctx = features.prepare(CompressionJob(req.query, req.documents, 300, tok), seg, embed)
@@ -143,11 +151,12 @@ def build_items(files: list[Path], engine, log=print) -> list[Item]:
     return items
 
 
-def fit(items: list[Item], log=print, dense=None, candidates: int | None = None) -> dict:
+def fit(items: list[Item], log=print, dense=None, candidates: int | None = None, per_document: int = 0) -> dict:
     """The heads fitted on ``items`` (as JSON), each head's kind chosen on their first fold.
 
     With ``dense`` (the real sentence embedder's ``embed``), also the rerank head over
-    each question's ``candidates`` likeliest units (out-of-fold unit logits).
+    each question's ``candidates`` likeliest units (out-of-fold unit logits; at most ``per_document``
+    from one document when > 0).
     """
     from compressors import features, rerank
     from compressors.head import SOFT_TEMPERATURE
@@ -176,13 +185,25 @@ def fit(items: list[Item], log=print, dense=None, candidates: int | None = None)
     pf = [features.pair_features(it.ctx, p2) for it, p2 in zip(items, p2s)]
     both = [i for i, it in enumerate(items) if it.doc_y.sum() == 2]
     labels = {i: np.array([items[i].doc_y[a] * items[i].doc_y[b] for a, b in pf[i][0]], np.int64) for i in both}
-    x = np.concatenate([pf[i][1] for i in both])
-    y = np.concatenate([labels[i] for i in both])
-    fold = np.concatenate([np.full(len(labels[i]), items[i].fold) for i in both])
-    kind, pair, ap_pair = select(x, y, fold, features.PAIR_FEATURES, validation, forest=False, log=log)
-    logits = out_of_fold(kind, x, y, fold, features.PAIR_FEATURES, [(x_, it.fold) for (_, x_), it in zip(pf, items)])
-    top1 = [labels[i][int(np.argmax(logits[i]))] for i in both if items[i].fold == validation]
-    log(f"  validation: the best pair is the gold pair in {np.mean(top1):.3f} of {len(top1)} questions")
+    if both:
+        x = np.concatenate([pf[i][1] for i in both])
+        y = np.concatenate([labels[i] for i in both])
+        fold = np.concatenate([np.full(len(labels[i]), items[i].fold) for i in both])
+        kind, pair, ap_pair = select(x, y, fold, features.PAIR_FEATURES, validation, forest=False, log=log)
+        logits = out_of_fold(kind, x, y, fold, features.PAIR_FEATURES,
+                             [(x_, it.fold) for (_, x_), it in zip(pf, items)])
+        top1 = [labels[i][int(np.argmax(logits[i]))] for i in both if items[i].fold == validation]
+        log(f"  validation: the best pair is the gold pair in {np.mean(top1):.3f} of {len(top1)} questions")
+    else:
+        # Single-hop data alone (NQ: one gold passage) has no pair to learn from: a neutral pair
+        # head (every pair alike), so that the pair shares carry no signal and the unit head ignores them.
+        from compressors.head import Logistic
+
+        n = len(features.PAIR_FEATURES)
+        pair = Logistic(features.PAIR_FEATURES, np.zeros(n, np.float32), np.ones(n, np.float32),
+                        np.zeros(n, np.float32), 0.0)
+        logits, ap_pair = [np.zeros(len(x_), np.float32) for _, x_ in pf], None
+        log("  no question with two gold documents: a neutral pair head")
     log("units")
     us = [features.unit_features(it.ctx, p2, features.pair_marginals(len(p2), pairs, z),
                                  features.pair_marginals(len(p2), pairs, z / SOFT_TEMPERATURE))
@@ -194,7 +215,7 @@ def fit(items: list[Item], log=print, dense=None, candidates: int | None = None)
             "trained_on": sources, "questions": {s: sum(it.source == s for it in items) for s in sources},
             "validation_fold": validation,
             "validation_average_precision": {"doc1": ap1, "doc2": ap2, "pair": ap_pair, "unit": ap3},
-            "validation_pair_top1": round(float(np.mean(top1)), 4)}
+            "validation_pair_top1": round(float(np.mean(top1)), 4) if both else None}
     if dense is None:
         return spec
     k = candidates or rerank.CANDIDATES
@@ -202,7 +223,7 @@ def fit(items: list[Item], log=print, dense=None, candidates: int | None = None)
     zs = out_of_fold(kind, x, y, fold, features.UNIT_FEATURES, [(u, it.fold) for u, it in zip(us, items)])
     rows, ys, folds, found = [], [], [], []
     for it, z in zip(items, zs):
-        chosen = rerank.candidates(z, k)
+        chosen = rerank.candidates(z, k, it.ctx.doc_of, per_document)
         cos = rerank.dense_cosine(it.ctx.job, it.ctx.seg, chosen, dense)
         rows.append(rerank.rerank_features(it.ctx.seg, chosen, z, cos, it.ctx.cos_u))
         ys.append(it.unit_y[chosen])
@@ -214,6 +235,8 @@ def fit(items: list[Item], log=print, dense=None, candidates: int | None = None)
     _, head_r, ap4 = select(x, y, fold, rerank.RERANK_FEATURES, validation, log=log)
     spec["rerank"] = head_r.to_json()
     spec["rerank_candidates"] = k
+    if per_document > 0:
+        spec["rerank_per_document"] = per_document
     spec["validation_average_precision"]["rerank"] = ap4
     return spec
 
@@ -228,13 +251,16 @@ def main() -> None:
     ap.add_argument("--fold", type=int, default=0)
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--no-rerank", action="store_true", help="no transformer rerank head")
+    ap.add_argument("--rerank-per-document", type=int, default=0,
+                    help="at most this many rerank candidates from one document (0: no cap)")
     args = ap.parse_args()
     engine = Ragpress()
     items = build_items([resolve(d) for d in (args.data or TRAINING_FILES)], engine)
     if args.holdout:
         # Without the held-out fold at all: neither the heads nor the choice of their kind see it.
         items = [it for it in items if it.fold != args.fold]
-    spec = fit(items, dense=None if args.no_rerank else engine.models.onnx_embedder().embed)
+    spec = fit(items, dense=None if args.no_rerank else engine.models.onnx_embedder().embed,
+               per_document=args.rerank_per_document)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(spec, separators=(",", ":")) + "\n")

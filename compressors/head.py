@@ -77,6 +77,8 @@ class Heads:
     pair: Logistic | Forest
     unit: Logistic | Forest
     rerank: Logistic | Forest | None = None  # absent in heads trained without a transformer pass
+    # At most this many rerank candidates from one document (0: no cap); as the rerank head was trained.
+    rerank_per_document: int = 0
 
     def documents(self, ctx: features.Context) -> DocumentScores:
         d1 = features.doc_features_1(ctx)
@@ -97,10 +99,11 @@ class Heads:
         order = np.argsort(-logits, kind="stable")
         chosen = order[:0]
         if self.rerank is not None and dense is not None and candidates > 0:
-            chosen = rerank.candidates(logits, candidates)
+            chosen = rerank.candidates(logits, candidates, ctx.doc_of, self.rerank_per_document)
             cos = rerank.dense_cosine(job, seg, chosen, dense)
             prob[chosen] = self.rerank(rerank.rerank_features(seg, chosen, logits, cos, ctx.cos_u))
-            order = np.concatenate([chosen[np.argsort(-prob[chosen], kind="stable")], order[len(chosen):]])
+            rest = order[~np.isin(order, chosen)]  # in cheap order (a prefix's complement without a cap)
+            order = np.concatenate([chosen[np.argsort(-prob[chosen], kind="stable")], rest])
         return Scores(prob, np.maximum(docs.alone, docs.share), order, len(chosen))
 
 
@@ -119,7 +122,7 @@ def from_spec(spec: dict) -> Heads:
              for name, names in (("doc1", features.DOC_FEATURES_1), ("doc2", features.DOC_FEATURES_2),
                                  ("pair", features.PAIR_FEATURES), ("unit", features.UNIT_FEATURES),
                                  ("rerank", rerank.RERANK_FEATURES)) if name in spec}
-    return Heads(**heads)
+    return Heads(**heads, rerank_per_document=int(spec.get("rerank_per_document", 0)))
 
 
 _LOADERS = {"logistic": Logistic.from_json, "forest": Forest.from_json}

@@ -10,9 +10,10 @@ retrieved passages, whose passages share the question's words by construction
 (a retriever chose them for that), are where the cheap signals run out and the
 transformer's reading of the sentence decides.
 
-Invariant: the candidates are a prefix of the cheap ranking, so units outside
-it keep their cheap order after every candidate; the encode cost is bounded by
-``k`` whatever the request's size.
+Invariant: units outside the candidates keep their cheap order after every
+candidate; the candidates are a prefix of the cheap ranking unless the heads
+cap how many come from one document (``rerank_per_document``); the encode cost
+is bounded by ``k`` whatever the request's size.
 """
 
 from __future__ import annotations
@@ -32,9 +33,23 @@ RERANK_FEATURES = ("unit_logit", "unit_logit_rank", "dense_cos", "dense_cos_rank
                    "doc_dense_best", "doc_dense_rank", "static_cos")
 
 
-def candidates(logits: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` units with the highest cheap logits, best first."""
-    return np.argsort(-logits, kind="stable")[:k]
+def candidates(logits: np.ndarray, k: int, doc_of: np.ndarray | None = None, per_document: int = 0) -> np.ndarray:
+    """The ``k`` units with the highest cheap logits, best first; with ``per_document`` > 0, at most
+    that many from one document (``doc_of``: each unit's document), so that the transformer sees
+    more passages when the cheap heads rank the right passage too low (single-hop retrieval)."""
+    order = np.argsort(-logits, kind="stable")
+    if per_document <= 0 or doc_of is None:
+        return order[:k]
+    taken: dict[int, int] = {}
+    out = []
+    for i in order:
+        d = int(doc_of[i])
+        if taken.get(d, 0) < per_document:
+            taken[d] = taken.get(d, 0) + 1
+            out.append(int(i))
+            if len(out) == k:
+                break
+    return np.array(out, dtype=np.int64)
 
 
 def titled(job: CompressionJob, unit: packing.Unit) -> str:

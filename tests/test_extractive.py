@@ -211,6 +211,35 @@ def test_the_transformer_reads_a_prefix_of_the_cheap_ranking_and_reorders_only_i
     assert int(read.order[0]) == gold
 
 
+def test_rerank_candidates_can_be_capped_per_document():
+    from compressors import rerank
+
+    logits = np.array([9.0, 8.0, 7.0, 6.0, 5.0, 4.0], np.float32)
+    doc_of = np.array([0, 0, 0, 1, 1, 2])
+    assert rerank.candidates(logits, 4).tolist() == [0, 1, 2, 3]
+    assert rerank.candidates(logits, 4, doc_of, 1).tolist() == [0, 3, 5]  # fewer than k: one per document
+    assert rerank.candidates(logits, 4, doc_of, 2).tolist() == [0, 1, 3, 4]
+
+
+def test_capped_candidates_leave_every_other_unit_in_cheap_order(fast_engine):
+    import dataclasses
+
+    from compressors import packing
+    from compressors.base import CompressionJob
+
+    req = fast_engine.request(NQ_QUERY, NQ_LIKE, 60)
+    job = CompressionJob(req.query, req.documents, 60, fast_engine.models.tokenizers.get(req.model))
+    seg = packing.segment(req.documents)
+    heads, embed = dataclasses.replace(_with_rerank(), rerank_per_document=1), fast_engine.models.static_embedder().embed
+    cheap = heads.score(job, seg, embed)
+    read = heads.score(job, seg, embed, fast_engine.models.static_embedder().embed, 3)
+    docs = [seg.units[int(i)].doc for i in read.order[:read.reranked]]
+    assert read.reranked >= 2 and len(set(docs)) == len(docs)
+    rest = [int(i) for i in cheap.order if int(i) not in set(read.order[:read.reranked].tolist())]
+    assert read.order[read.reranked:].tolist() == rest
+    assert sorted(read.order.tolist()) == list(range(len(seg.units)))
+
+
 def test_rerank_candidates_is_bounded(fast_engine):
     from middleware.errors import InvalidArgument
 

@@ -1,0 +1,135 @@
+"""Why does ``extractive`` lose answers that a MiniLM cosine ranking keeps? (training data only)
+
+    .venv/bin/python bench/diagnose_extractive.py [--data nq/nq_hybrid_train.jsonl] [--fold N] [--heads PATH ...]
+
+For each question of a training file, packs whole sentences under each budget
+in the order of the extractive method's heads (the committed ones, and each
+``--heads`` file; thresholds as the method applies them) and by the int8 ONNX
+all-MiniLM-L6-v2 cosine of "title: sentence" (the ``cosine`` baseline's order,
+from the same model run through ONNX Runtime). Each question the cosine order
+keeps the answer for and the heads do not is put in one class:
+
+- ``document``: no sentence of the answer's passage is kept (the heads ranked
+  other passages first);
+- ``sentence``: a sentence of the answer's passage is kept, but not the one
+  holding the answer (choice inside the passage);
+- ``threshold``: the answer's sentence would have fitted, but its probability is
+  below ``min_probability`` or its passage's below ``min_document_probability``
+  (the method stopped early).
+
+Also prints where the answer's passage ranks under the heads' document score and
+under the dense cosine of its best sentence. Never run it on the dev files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+BUDGETS = (150, 300)
+
+
+def main() -> None:
+    from compressors import head, packing, rerank
+    from compressors.base import CompressionJob
+    from compressors.extractive import ExtractiveOptions
+    from hotpot_to_batch import read_rows, resolve
+    from hotpot_to_batch import fold as question_fold
+    from metrics import answer_kept, normalise
+    from middleware.library import Ragpress
+    from train_extractive_head import segmented
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="nq/nq_hybrid_train.jsonl")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--fold", type=int, default=None,
+                    help="only this fold's questions (of 5, by id hash: train_extractive_head.py --holdout --fold N)")
+    ap.add_argument("--heads", action="append", default=None,
+                    help="a heads JSON to compare with the committed heads (repeatable)")
+    ap.add_argument("--out", default=str(HERE / "results" / "diagnose_extractive.json"))
+    args = ap.parse_args()
+    if "dev" in Path(args.data).name:
+        sys.exit("diagnose on training files only: the dev files are for reporting")
+    engine = Ragpress()
+    named = {"committed": head.load()}
+    for path in args.heads or []:
+        named[Path(path).stem] = head.from_spec(json.loads(Path(path).read_text()))
+    opts = ExtractiveOptions()
+    tok = engine.models.tokenizers.get("gpt-4o")
+    static, dense = engine.models.static_embedder().embed, engine.models.onnx_embedder().embed
+    rows = [r for r in read_rows(resolve(args.data)) if args.fold is None or question_fold(r["id"], 5) == args.fold]
+    rows = rows[:args.limit]
+    tally = {(n, b): collections.Counter() for n in named for b in BUDGETS}
+    ranks = {(n, b): collections.defaultdict(list) for n in named for b in BUDGETS}
+    text = lambda docs: "\n".join(d.text for d in docs)  # noqa: E731
+    for row in rows:
+        _, _, req, seg = segmented(engine, row)
+        if not seg.units:
+            continue
+        accepted = [f" {n} " for n in (normalise(a) for a in row.get("answers") or [row["answer"]]) if n]
+        holds = np.array([any(a in f" {normalise(u.text)} " for a in accepted) for u in seg.units])
+        if not holds.any():
+            continue
+        job = CompressionJob(req.query, req.documents, 300, tok)
+        cos = rerank.dense_cosine(job, seg, np.arange(len(seg.units)), dense)
+        answer_docs = {seg.units[i].doc for i in np.flatnonzero(holds)}
+        doc_of = np.array([u.doc for u in seg.units])
+        dense_doc = np.array([cos[doc_of == d].max() if (doc_of == d).any() else -1 for d in range(len(req.documents))])
+        dense_rank = min(int((dense_doc > dense_doc[d]).sum()) for d in answer_docs)
+        for name, heads in named.items():
+            scores = heads.score(job, seg, static, dense, opts.rerank_candidates)
+            head_rank = min(int((scores.doc > scores.doc[d]).sum()) for d in answer_docs)
+            eligible = [int(i) for i in scores.order if scores.unit[i] >= opts.min_probability
+                        and scores.doc[seg.units[i].doc] >= opts.min_document_probability]
+            for budget in BUDGETS:
+                t, job_b = tally[name, budget], CompressionJob(req.query, req.documents, budget, tok)
+                ext_docs, _ = packing.pack(job_b, seg, eligible)
+                all_docs, _ = packing.pack(job_b, seg, [int(i) for i in scores.order])
+                cos_docs, _ = packing.pack(job_b, seg, [int(i) for i in np.argsort(-cos, kind="stable")])
+                ext, cosine = answer_kept(accepted, text(ext_docs)), answer_kept(accepted, text(cos_docs))
+                t["questions"] += 1
+                t["extractive"] += ext
+                t["cosine"] += cosine
+                t["heads_without_thresholds"] += answer_kept(accepted, text(all_docs))
+                t["answer_passage_first_heads"] += head_rank == 0
+                t["answer_passage_first_dense"] += dense_rank == 0
+                if cosine and not ext:
+                    kept_ids = {d.id for d in ext_docs}
+                    if answer_kept(accepted, text(all_docs)):
+                        cls = "threshold"
+                    elif any(req.documents[d].id in kept_ids for d in answer_docs):
+                        cls = "sentence"
+                    else:
+                        cls = "document"
+                    t[cls] += 1
+                    ranks[name, budget][cls].append((head_rank, dense_rank))
+                elif ext and not cosine:
+                    t["extractive_only"] += 1
+    out = {}
+    for (name, b), t in tally.items():
+        print(f"heads {name}, budget {b}: {t['questions']} questions with an answer in the context; answer kept: "
+              f"extractive {t['extractive']}, without its thresholds {t['heads_without_thresholds']}, "
+              f"cosine {t['cosine']}; cosine only {t['document'] + t['sentence'] + t['threshold']} "
+              f"(document {t['document']}, sentence {t['sentence']}, threshold {t['threshold']}), "
+              f"extractive only {t['extractive_only']}; answer passage ranked first by the heads "
+              f"{t['answer_passage_first_heads']}, by the dense cosine {t['answer_passage_first_dense']}")
+        for cls, rs in ranks[name, b].items():
+            print(f"  {cls}: answer passage rank (0 = first) under the heads median "
+                  f"{statistics.median(r[0] for r in rs)}, under the dense cosine median "
+                  f"{statistics.median(r[1] for r in rs)}; dense ranks it first in {sum(r[1] == 0 for r in rs)}")
+        out.setdefault(name, {})[b] = {"counts": dict(t), "ranks": dict(ranks[name, b])}
+    Path(args.out).write_text(json.dumps({"data": args.data, "fold": args.fold, "limit": args.limit,
+                                          "heads": out}, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
