@@ -26,7 +26,10 @@ class Pipeline:
         self.models = models
 
     def compress(self, request: CompressRequest, request_id: str = "", deadline: float | None = None) -> CompressResult:
-        """Run ``request``'s stages; ``deadline`` (``time.monotonic()`` seconds) reaches every stage."""
+        """Run ``request``'s stages; ``deadline`` (``time.monotonic()`` seconds) reaches every stage.
+
+        Without one, the deadline of the call's cancellation token (bound by the service) is used.
+        """
         tok = self.models.tokenizers.get(request.model)
         fmt = request.context_format
         # Build every stage first: a bad method name or option fails before any work.
@@ -35,8 +38,9 @@ class Pipeline:
         ceiling = request.budget.ceiling(original)
         docs = tuple(request.documents)
         stats = []
-        if deadline is None and cancel.current() is not None:
-            deadline = cancel.current().deadline  # the call's deadline, bound by the service
+        token = cancel.current()
+        if deadline is None and token is not None:
+            deadline = token.deadline
         for n, (stage, compressor) in enumerate(stages):
             cancel.check()  # a cancelled or timed-out call stops between stages
             before = context.count(docs, fmt, tok)
@@ -94,7 +98,6 @@ def fill(collections: "Collections", tenant: str, collection: str, query: "Query
 
 
 def retrieve_and_compress(collections: "Collections", pipeline: Pipeline, tenant: str, collection: str,
-                          query: "Query", request: CompressRequest, request_id: str = "",
-                          deadline: float | None = None) -> CompressResult:
+                          query: "Query", request: CompressRequest, request_id: str = "") -> CompressResult:
     """Retrieve ``query`` from ``collection`` and compress the hits with ``request``'s settings."""
-    return pipeline.compress(fill(collections, tenant, collection, query, request), request_id, deadline)
+    return pipeline.compress(fill(collections, tenant, collection, query, request), request_id)

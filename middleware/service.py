@@ -86,25 +86,24 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         METHOD_LABEL.set("+".join(s.method for s in domain.pipeline))
         source = convert.compress_source_from_pb(request)
         call = CALL.get()
-        deadline = _deadline(context)
         if source is None:
-            work = functools.partial(self._compress_cached, domain, call.tenant, call.request_id, deadline)
+            work = functools.partial(self._compress_cached, domain, call.tenant, call.request_id)
         else:
             from middleware.pipeline import retrieve_and_compress
 
             work = functools.partial(retrieve_and_compress, self._collections(), self.pipeline, call.tenant,
-                                     *source, domain, call.request_id, deadline)
+                                     *source, domain, call.request_id)
         result = await self._offload(context, work)
         if self.recorder is not None:
             self.recorder.record_compress(result)
         return convert.compress_result_to_pb(result)
 
-    def _compress_cached(self, domain, tenant: str, request_id: str, deadline: float | None = None):
+    def _compress_cached(self, domain, tenant: str, request_id: str):
         from middleware.shared_cache import cached_compress
 
         tokenizer = self.pipeline.models.tokenizers.get(domain.model).name
         return cached_compress(self.results, tenant, domain, tokenizer,
-                               lambda: self.pipeline.compress(domain, request_id, deadline), request_id)
+                               lambda: self.pipeline.compress(domain, request_id), request_id)
 
     def _collections(self) -> "Collections":
         if self.collections is None:
@@ -151,7 +150,6 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
             pb.CompressRequest(query=request.query, collection=request.collection,
                                retrieve_top_k=request.retrieve_top_k))
         call = CALL.get()
-        deadline = _deadline(context)
 
         def work() -> "Prepared":
             prepared = domain
@@ -162,7 +160,7 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
 
                 # Also carries the collection's stored vectors to the soft-token method.
                 prepared = soft.fill(self._collections(), call.tenant, *source, domain, self.pipeline.models)
-            return self.generator.prepare(prepared, call.request_id, call.tenant, deadline)
+            return self.generator.prepare(prepared, call.request_id, call.tenant)
 
         return await self._offload(context, work)
 
@@ -228,10 +226,3 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
         rows = await self._offload(context, functools.partial(self.recorder.query, query))
         return convert.usage_rows_to_pb(rows)
 
-
-def _deadline(context: grpc.aio.ServicerContext) -> float | None:
-    """The caller's deadline in ``time.monotonic()`` seconds (methods that call a model bound their wait by it)."""
-    import time
-
-    remaining = context.time_remaining()
-    return time.monotonic() + remaining if remaining is not None else None

@@ -141,10 +141,9 @@ class Generator:
         # Local generation has its own threads so long generations never starve compression.
         self._local_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ragpress-local-llm")
 
-    def prepare(self, request: GenerateRequest, request_id: str = "", tenant: str = "default",
-                deadline: float | None = None) -> Prepared:
-        """Select demonstrations (when asked), compress and assemble (blocking, CPU);
-        ``deadline`` (monotonic seconds) reaches the stages."""
+    def prepare(self, request: GenerateRequest, request_id: str = "", tenant: str = "default") -> Prepared:
+        """Select demonstrations (when asked), compress and assemble (blocking, CPU); the call's
+        deadline reaches the stages through its cancellation token."""
         template = prompts.resolve_template(request.template, self.settings.prompt_template)
         selected = None
         if request.select is not None:
@@ -170,7 +169,7 @@ class Generator:
             check_cancelled()
             return Prepared(request, result, build(soft_generation.context_markers(soft), demos), original,
                             selected, soft)
-        result = self.pipeline.compress(request.compress, request_id, deadline)
+        result = self.pipeline.compress(request.compress, request_id)
         check_cancelled()
         return Prepared(request, result, build(result.context, demos), original, selected)
 
