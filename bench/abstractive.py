@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from hotpot_to_batch import convert  # noqa: E402
-from metrics import normalise, supporting_recall  # noqa: E402
+from metrics import normalise, percentile, supporting_recall  # noqa: E402
 
 DEFAULT_DATA = ["hotpotqa/hotpot_distractor_dev100.jsonl", "nq/nq_hybrid_dev.jsonl"]
 DEFAULT_BUDGETS = [100, 150, 300]
@@ -82,15 +82,6 @@ def doc_coverage(gold: dict, line: dict, kept_ids: set[str]) -> float | None:
     titles = {t for t, _ in gold["supporting_facts"]}
     ids = {d["id"] for d in line["documents"] if d["title"] in titles}
     return len(ids & kept_ids) / len(ids) if ids else None
-
-
-def pct(values, q):
-    if not values:
-        return None
-    values = sorted(values)
-    k = (len(values) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def mean(values):
@@ -165,8 +156,8 @@ def summarise(rows):
         "mean_tokens": mean(r["tokens"] for r in rows),
         "over_budget": sum(r["over_budget"] for r in rows),
         "errors": sum(bool(r["error"]) for r in rows),
-        "p50_ms": pct([r["latency_ms"] for r in rows], 0.5),
-        "p95_ms": pct([r["latency_ms"] for r in rows], 0.95),
+        "p50_ms": percentile([r["latency_ms"] for r in rows], 0.5),
+        "p95_ms": percentile([r["latency_ms"] for r in rows], 0.95),
     }
     stages = [r for r in rows if "outcome" in r]
     if stages:
@@ -178,8 +169,8 @@ def summarise(rows):
             unsupported_facts_dropped=sum(r["unsupported_dropped"] for r in stages),
             returned_unsupported_facts=sum(len(r["returned_unsupported"]) for r in stages),
             returned_unsupported_examples=[u for r in stages for u in r["returned_unsupported"]][:10],
-            stage_p50_ms=pct([r["stage_ms"] for r in stages], 0.5),
-            stage_p95_ms=pct([r["stage_ms"] for r in stages], 0.95),
+            stage_p50_ms=percentile([r["stage_ms"] for r in stages], 0.5),
+            stage_p95_ms=percentile([r["stage_ms"] for r in stages], 0.95),
             summarizer_prompt_tokens=mean(r["summarizer_prompt"] for r in stages),
             summarizer_completion_tokens=mean(r["summarizer_completion"] for r in stages),
             summarizer_usd_per_question=mean(r["summarizer_usd"] for r in stages))
@@ -197,9 +188,9 @@ def time_cache(engine, pipeline, budget, pairs, repeat):
         hits += stage.details.get("cache") == "hit"
         stage_ms.append(stage.latency_ms)
         total_ms.append(ms)
-    return {"requests": len(stage_ms), "hits": hits, "stage_p50_ms": pct(stage_ms, 0.5),
-            "stage_p95_ms": pct(stage_ms, 0.95), "request_p50_ms": pct(total_ms, 0.5),
-            "request_p95_ms": pct(total_ms, 0.95)}
+    return {"requests": len(stage_ms), "hits": hits, "stage_p50_ms": percentile(stage_ms, 0.5),
+            "stage_p95_ms": percentile(stage_ms, 0.95), "request_p50_ms": percentile(total_ms, 0.5),
+            "request_p95_ms": percentile(total_ms, 0.95)}
 
 
 def main() -> None:

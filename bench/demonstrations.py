@@ -43,6 +43,7 @@ sys.path.insert(0, str(HERE))
 RESULTS = HERE / "results"
 
 from icl_data import DATASETS, convert_all, read_jsonl  # noqa: E402
+from metrics import percentile  # noqa: E402
 
 MODEL = "local/smollm2"
 TEMPLATE = "Input: {input}\nLabel: {output}\n\n"
@@ -63,13 +64,8 @@ def suffix(text: str) -> str:
     return f"Input: {text}\nLabel:"
 
 
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = (len(values) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+def pct(values, q):
+    return percentile(values, q, empty=float("nan"))
 
 
 def load_engine(threads: int):

@@ -39,7 +39,7 @@ DEFAULT_METHODS = ["extractive", "random", "first", "bm25", "cosine", "embedding
 LLMLINGUA_DATA = "hotpot_distractor_dev100.jsonl"  # the file LongLLMLingua's outputs were made from
 
 from hotpot_to_batch import convert, data_path, read_rows, resolve  # noqa: E402
-from metrics import answer_kept, answers, supporting_recall  # noqa: E402
+from metrics import answer_kept, answers, percentile, supporting_recall  # noqa: E402
 
 
 def load(path: Path, limit: int | None):
@@ -48,12 +48,7 @@ def load(path: Path, limit: int | None):
 
 
 def pct(values, q):
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    k = (len(values) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+    return percentile(values, q, empty=float("nan"))
 
 
 def summarise(rows):

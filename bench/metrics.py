@@ -84,3 +84,13 @@ class Tally:
         if self.reachable:
             out.update(answer_kept_reachable=mean(self.reachable), reachable_questions=len(self.reachable))
         return out
+
+
+def percentile(values: Sequence[float], q: float, empty: float | None = None) -> float | None:
+    """The ``q`` quantile (0..1) with linear interpolation between ranks; ``empty`` for no values."""
+    if not values:
+        return empty
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)

@@ -44,7 +44,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from metrics import normalise  # noqa: E402
+from metrics import normalise, percentile  # noqa: E402
 
 DEFAULT_FILES = ("hotpotqa/hotpot_distractor_dev100.jsonl", "nq/nq_hybrid_dev.jsonl")
 LOCAL = "local/smollm2"
@@ -61,15 +61,6 @@ def data_root() -> Path:
         return root()
     except InvalidArgument as exc:
         sys.exit(str(exc))
-
-
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    k = (len(values) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def matches(prediction: str, answers: tuple[str, ...]) -> tuple[bool, bool]:
@@ -239,8 +230,8 @@ def run_file(bench: Bench, path: Path, args: argparse.Namespace) -> dict:
             "exact_match": round(statistics.fmean(em[name]), 4) if answered else None,
             "answer_contained": round(statistics.fmean(contains[name]), 4) if answered else None,
             "prompt_tokens": round(statistics.fmean(prompt[name]), 1) if answered else None,
-            "ttft_ms_p50": round(pct(ttft[name], 0.5) * 1000, 1) if answered else None,
-            "ttft_ms_p95": round(pct(ttft[name], 0.95) * 1000, 1) if answered else None}
+            "ttft_ms_p50": round(percentile(ttft[name], 0.5) * 1000, 1) if answered else None,
+            "ttft_ms_p95": round(percentile(ttft[name], 0.95) * 1000, 1) if answered else None}
     all_passages = ttft_all_passages(bench, [r for r, _ in pairs][: args.ttft_questions])
     return {"file": path.name, "questions": n_ex, "answer_tokens": sum(tokens),
             "gold_passage_tokens_mean": round(statistics.fmean(sizes["full"]), 1),
@@ -289,12 +280,12 @@ def ttft_all_passages(bench: Bench, rows: list[dict]) -> dict:
         n_soft.append(n)
     if not rows:
         return {}
-    med = lambda xs: round(pct(xs, 0.5) * 1000, 1)  # noqa: E731
+    med = lambda xs: round(percentile(xs, 0.5) * 1000, 1)  # noqa: E731
     return {"questions": len(rows), "prompt_tokens_full": round(statistics.fmean(n_full), 1),
             "prompt_tokens_soft": round(statistics.fmean(n_soft), 1), "ttft_ms_p50_full": med(full),
             "ttft_ms_p50_soft": med(soft), "ttft_ms_p50_soft_stored_vectors": med(soft_stored),
-            "ratio_full_over_soft": round(pct(full, 0.5) / pct(soft, 0.5), 2),
-            "ratio_full_over_soft_stored_vectors": round(pct(full, 0.5) / pct(soft_stored, 0.5), 2)}
+            "ratio_full_over_soft": round(percentile(full, 0.5) / percentile(soft, 0.5), 2),
+            "ratio_full_over_soft_stored_vectors": round(percentile(full, 0.5) / percentile(soft_stored, 0.5), 2)}
 
 
 def print_table(result: dict) -> None:
