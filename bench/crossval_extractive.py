@@ -32,7 +32,8 @@ def parse_option(text: str):
     return name, json.loads(value)
 
 
-def crossvalidate(items, engine, variants: list[dict], fit, log=print, dense=None) -> list[dict]:
+def crossvalidate(items, engine, variants: list[dict], fit, log=print, dense=None,
+                  cheap_sources: set[str] | None = None, lead_words: int | None = None) -> list[dict]:
     """For each option set in ``variants``: per source file and budget, the figures of the questions of
     ``items`` judged by heads fitted without their fold (with a rerank head when ``dense``, the real
     embedder, is given). The heads are fitted once per fold and shared by the variants."""
@@ -44,7 +45,8 @@ def crossvalidate(items, engine, variants: list[dict], fit, log=print, dense=Non
     real_load = head.load
     for held_out in sorted({it.fold for it in items}):
         spec = fit([it for it in items if it.fold != held_out], log=lambda *a: None, dense=dense,
-                   candidates=variants[0].get("rerank_candidates"))
+                   documents=variants[0].get("rerank_documents"), cheap_sources=cheap_sources,
+                   lead_words=lead_words)
         heads = head.from_spec(spec)
         head.load = lambda *a, **k: heads  # the method's factory reads the heads through load()
         try:
@@ -74,7 +76,7 @@ def parse_grid(text: str):
 def main() -> None:
     from hotpot_to_batch import resolve
     from middleware.library import Ragpress
-    from train_extractive_head import TRAINING_FILES, build_items, fit
+    from train_extractive_head import TRAINING_FILES, build_items, fit, training_files
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", action="append", default=None, help="a training file (repeatable)")
@@ -83,17 +85,23 @@ def main() -> None:
                     help="NAME=V1,V2,...: one run per value of one option, on the same fitted heads")
     ap.add_argument("--out", default=str(HERE / "results" / "crossval_extractive.json"))
     ap.add_argument("--no-rerank", action="store_true", help="the cheap heads alone (no transformer pass)")
+    ap.add_argument("--lead-words", type=int, default=None,
+                    help="words of each candidate document the transformer reads (default: compressors/rerank.py)")
+    ap.add_argument("--cheap-data", action="append", default=None,
+                    help="fit the cheap heads on this training file only (repeatable; the rerank head on all)")
     args = ap.parse_args()
 
     engine = Ragpress()
-    files = [resolve(d) for d in (args.data or TRAINING_FILES)]
+    files = training_files(args.data or TRAINING_FILES)
     items = build_items(files, engine, log=lambda m: print(m, file=sys.stderr))
     options = dict(args.option)
     if args.no_rerank:
-        options["rerank_candidates"] = 0
+        options["rerank_documents"] = 0
     variants = [dict(options, **{args.grid[0]: v}) for v in args.grid[1]] if args.grid else [options]
     dense = None if args.no_rerank else engine.models.onnx_embedder().embed
-    summaries = crossvalidate(items, engine, variants, fit, log=lambda m: print(m, file=sys.stderr), dense=dense)
+    cheap = {resolve(d).name for d in args.cheap_data} if args.cheap_data else None
+    summaries = crossvalidate(items, engine, variants, fit, log=lambda m: print(m, file=sys.stderr), dense=dense,
+                              cheap_sources=cheap, lead_words=args.lead_words)
     print(f"trained on {[f.name for f in files]}")
     print("| options | file | budget | SF recall | answer kept | answer kept where the context has it | tokens |")
     print("|---|---|---|---|---|---|---|")
@@ -103,7 +111,8 @@ def main() -> None:
                 print(f"| {opts or 'default'} | {src} | {b} | {s['sf_recall']:.3f} | "
                       f"{s['answer_kept']:.3f} ({s['answer_questions']}) | "
                       f"{s['answer_kept_reachable']:.3f} ({s['reachable_questions']}) | {s['tokens']:.0f} |")
-    Path(args.out).write_text(json.dumps({"trained_on": [f.name for f in files], "runs": [
+    Path(args.out).write_text(json.dumps({"trained_on": [f.name for f in files], "cheap_heads_on": sorted(cheap or []),
+                                          "rerank": dense is not None, "lead_words": args.lead_words, "runs": [
         {"options": o, "results": r} for o, r in zip(variants, summaries)]}, indent=2))
     print(f"wrote {args.out}")
 

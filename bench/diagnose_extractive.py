@@ -37,8 +37,18 @@ sys.path.insert(0, str(HERE))
 BUDGETS = (150, 300)
 
 
+def sentence_cosine(job, seg, embed) -> np.ndarray:
+    """Cosine of the query with every unit as "title: sentence" (the ``cosine`` baseline's reading)."""
+    def titled(u):
+        title = job.documents[u.doc].title.strip()
+        return f"{title}: {u.text}" if title else u.text
+
+    vecs = embed([job.query, *(titled(u) for u in seg.units)])
+    return (vecs[1:] @ vecs[0]).astype(np.float32)
+
+
 def main() -> None:
-    from compressors import head, packing, rerank
+    from compressors import head, packing
     from compressors.base import CompressionJob
     from compressors.extractive import ExtractiveOptions
     from hotpot_to_batch import read_rows, resolve
@@ -79,13 +89,13 @@ def main() -> None:
         if not holds.any():
             continue
         job = CompressionJob(req.query, req.documents, 300, tok)
-        cos = rerank.dense_cosine(job, seg, np.arange(len(seg.units)), dense)
+        cos = sentence_cosine(job, seg, dense)
         answer_docs = {seg.units[i].doc for i in np.flatnonzero(holds)}
         doc_of = np.array([u.doc for u in seg.units])
         dense_doc = np.array([cos[doc_of == d].max() if (doc_of == d).any() else -1 for d in range(len(req.documents))])
         dense_rank = min(int((dense_doc > dense_doc[d]).sum()) for d in answer_docs)
         for name, heads in named.items():
-            scores = heads.score(job, seg, static, dense, opts.rerank_candidates)
+            scores = heads.score(job, seg, static, dense, opts.rerank_documents)
             head_rank = min(int((scores.doc > scores.doc[d]).sum()) for d in answer_docs)
             eligible = [int(i) for i in scores.order if scores.unit[i] >= opts.min_probability
                         and scores.doc[seg.units[i].doc] >= opts.min_document_probability]

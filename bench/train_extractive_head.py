@@ -5,7 +5,9 @@
 Training data (``--data``, repeatable; paths under RAGPRESS_DATA or as given):
 by default hotpotqa/hotpot_retrieved_500.jsonl and nq/nq_hybrid_train.jsonl, the
 training files of both kinds of data (multi-hop paragraphs, single-hop retrieved
-passages). A document is positive when its title is among the supporting facts'
+passages), and HotpotQA's distractor setting rebuilt from the first of them
+(bench/distractor_setting.py: gold pairs among TF-IDF-close paragraphs, the shape
+where closeness to the question is not evidence). A document is positive when its title is among the supporting facts'
 titles. A unit is positive when it is a supporting-fact sentence; in rows that
 list ``answers`` (NQ: a whole passage is the supporting fact), when it is a unit
 of the gold passage holding an accepted answer (all the gold passage's units if
@@ -32,7 +34,17 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-TRAINING_FILES = ("hotpotqa/hotpot_retrieved_500.jsonl", "nq/nq_hybrid_train.jsonl")
+TRAINING_FILES = ("hotpotqa/hotpot_retrieved_500.jsonl", "nq/nq_hybrid_train.jsonl",
+                  "derived:hotpot_train_distractor")
+
+
+def training_files(names) -> list[Path]:
+    """Paths of the training files; ``derived:hotpot_train_distractor`` is HotpotQA's distractor
+    setting rebuilt from the retrieved training file (bench/distractor_setting.py), built once."""
+    from distractor_setting import ensure
+    from hotpot_to_batch import resolve
+
+    return [ensure() if name == "derived:hotpot_train_distractor" else resolve(name) for name in names]
 OUT = HERE.parent / "compressors" / "data" / "extractive_head.json"
 
 
@@ -151,16 +163,22 @@ def build_items(files: list[Path], engine, log=print) -> list[Item]:
     return items
 
 
-def fit(items: list[Item], log=print, dense=None, candidates: int | None = None, per_document: int = 0) -> dict:
+def fit(items: list[Item], log=print, dense=None, documents: int | None = None,
+        cheap_sources: set[str] | None = None, lead_words: int | None = None) -> dict:
     """The heads fitted on ``items`` (as JSON), each head's kind chosen on their first fold.
 
-    With ``dense`` (the real sentence embedder's ``embed``), also the rerank head over
-    each question's ``candidates`` likeliest units (out-of-fold unit logits; at most ``per_document``
-    from one document when > 0).
+    With ``dense`` (the real sentence embedder's ``embed``), also the rerank head over the
+    units of each question's ``documents`` likeliest documents (compressors/rerank.py). With
+    ``cheap_sources``, the cheap heads learn from the items of those files only and the rerank
+    head from all: its inputs on the other files' items come from the cheap heads fitted on all
+    of ``cheap_sources`` (those items are unseen by them anyway).
     """
     from compressors import features, rerank
     from compressors.head import SOFT_TEMPERATURE
 
+    every = items
+    if cheap_sources:
+        items = [it for it in items if it.source in cheap_sources]
     validation = min(it.fold for it in items)
 
     # Stacked heads are trained on out-of-fold outputs of the stage before, so that
@@ -218,25 +236,47 @@ def fit(items: list[Item], log=print, dense=None, candidates: int | None = None,
             "validation_pair_top1": round(float(np.mean(top1)), 4) if both else None}
     if dense is None:
         return spec
-    k = candidates or rerank.CANDIDATES
-    log(f"rerank (the {k} likeliest units by out-of-fold unit logits, read by the transformer)")
+    doc_probs = [np.maximum(p2, features.pair_marginals(len(p2), pairs, z))
+                 for p2, (pairs, _), z in zip(p2s, pf, logits)]
     zs = out_of_fold(kind, x, y, fold, features.UNIT_FEATURES, [(u, it.fold) for u, it in zip(us, items)])
+    cheap = {id(it): (z, p) for it, z, p in zip(items, zs, doc_probs)}
+    others = [it for it in every if id(it) not in cheap]
+    if others:
+        from compressors.head import from_spec
+
+        heads = from_spec(spec)
+        for it in others:
+            docs = heads.documents(it.ctx)
+            z = heads.unit.logit(features.unit_features(it.ctx, docs.alone, docs.share, docs.soft_share))
+            cheap[id(it)] = (z, np.maximum(docs.alone, docs.share))
+    return rerank_stage(every, cheap, spec, dense, documents or rerank.DOCUMENTS, lead_words or rerank.LEAD_WORDS, log)
+
+
+def rerank_stage(items: list[Item], cheap: dict, spec: dict, dense, k: int, words: int, log=print) -> dict:
+    """Adds the rerank head, fitted on the units of each question's ``k`` likeliest documents
+    (by out-of-fold or unseen cheap outputs, ``cheap``: id(item) -> (unit logits, document probabilities))."""
+    from compressors import rerank
+
+    log(f"rerank (the units of the {k} likeliest documents, their leads of {words} words read by the transformer)")
+    validation = min(it.fold for it in items)
     rows, ys, folds, found = [], [], [], []
-    for it, z in zip(items, zs):
-        chosen = rerank.candidates(z, k, it.ctx.doc_of, per_document)
-        cos = rerank.dense_cosine(it.ctx.job, it.ctx.seg, chosen, dense)
-        rows.append(rerank.rerank_features(it.ctx.seg, chosen, z, cos, it.ctx.cos_u))
-        ys.append(it.unit_y[chosen])
-        folds.append(np.full(len(chosen), it.fold))
-        found.append(bool(it.unit_y[chosen].any()) if it.unit_y.any() else None)
+    for it in items:
+        z, doc_prob = cheap[id(it)]
+        chosen = rerank.candidate_documents(doc_prob, k)
+        units = rerank.candidate_units(it.ctx.seg, chosen)
+        cos = rerank.lead_cosine(it.ctx.job, chosen, dense, words)
+        rows.append(rerank.rerank_features(it.ctx.doc_of, units, z, doc_prob, chosen, cos, it.ctx.cos_u))
+        ys.append(it.unit_y[units])
+        folds.append(np.full(len(units), it.fold))
+        found.append(bool(it.unit_y[units].any()) if it.unit_y.any() else None)
     x, y, fold = np.concatenate(rows), np.concatenate(ys), np.concatenate(folds)
     reachable = [f for f in found if f is not None]
-    log(f"  an evidence unit is among the candidates in {np.mean(reachable):.3f} of {len(reachable)} questions")
+    log(f"  an evidence unit is in a candidate document in {np.mean(reachable):.3f} of {len(reachable)} questions")
     _, head_r, ap4 = select(x, y, fold, rerank.RERANK_FEATURES, validation, log=log)
     spec["rerank"] = head_r.to_json()
-    spec["rerank_candidates"] = k
-    if per_document > 0:
-        spec["rerank_per_document"] = per_document
+    spec["rerank_documents"] = k
+    spec["rerank_lead_words"] = words
+    spec["rerank_trained_on"] = sorted({it.source for it in items})
     spec["validation_average_precision"]["rerank"] = ap4
     return spec
 
@@ -251,16 +291,21 @@ def main() -> None:
     ap.add_argument("--fold", type=int, default=0)
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--no-rerank", action="store_true", help="no transformer rerank head")
-    ap.add_argument("--rerank-per-document", type=int, default=0,
-                    help="at most this many rerank candidates from one document (0: no cap)")
+    ap.add_argument("--rerank-documents", type=int, default=None,
+                    help="how many documents' leads the transformer reads (default: compressors/rerank.py)")
+    ap.add_argument("--lead-words", type=int, default=None,
+                    help="words of each candidate document the transformer reads (default: compressors/rerank.py)")
+    ap.add_argument("--cheap-data", action="append", default=None,
+                    help="fit the cheap heads on this training file only (repeatable; the rerank head on all)")
     args = ap.parse_args()
     engine = Ragpress()
-    items = build_items([resolve(d) for d in (args.data or TRAINING_FILES)], engine)
+    items = build_items(training_files(args.data or TRAINING_FILES), engine)
     if args.holdout:
         # Without the held-out fold at all: neither the heads nor the choice of their kind see it.
         items = [it for it in items if it.fold != args.fold]
     spec = fit(items, dense=None if args.no_rerank else engine.models.onnx_embedder().embed,
-               per_document=args.rerank_per_document)
+               documents=args.rerank_documents, lead_words=args.lead_words,
+               cheap_sources={resolve(d).name for d in args.cheap_data} if args.cheap_data else None)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(spec, separators=(",", ":")) + "\n")

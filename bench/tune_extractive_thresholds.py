@@ -28,7 +28,7 @@ THRESHOLDS = (0.02, 0.01, 0.005, 0.002, 0.001, 0.0)
 def main() -> None:
     from compressors import head
     from hotpot_to_batch import convert, fold, read_rows, resolve
-    from train_extractive_head import TRAINING_FILES
+    from train_extractive_head import TRAINING_FILES, training_files
     from metrics import Tally
     from middleware.library import Ragpress
     from middleware.types import Stage
@@ -36,7 +36,7 @@ def main() -> None:
     held = head.load(Path(sys.argv[1]))
     head.load = lambda *a, **k: held  # the method's factory reads the heads through load()
     engine = Ragpress()
-    rows = [r for f in TRAINING_FILES for r in read_rows(resolve(f))]
+    rows = [r for f in training_files(TRAINING_FILES) for r in read_rows(f)]
     pairs = [convert(r, None) for r in rows if r.get("context") and fold(r["id"]) == 0]
     results = {}
     print(f"{len(pairs)} validation questions")

@@ -2,9 +2,10 @@
 
 Each sentence unit is judged with its document (compressors/features.py: lexical,
 static-embedding, structural and multi-hop bridge signals) by a small trained head
-(compressors/head.py) that gives the probability that it is evidence; with heads
-that have a rerank head, the likeliest units are then read by a real transformer
-(all-MiniLM-L6-v2) and judged again (compressors/rerank.py). Then:
+(compressors/head.py) that gives the probability that it is evidence; with the
+``rerank`` heads, the leads of the likeliest documents are then read by a real
+transformer (all-MiniLM-L6-v2, int8 ONNX) and their units judged again
+(compressors/rerank.py). Then:
 documents whose best unit is hopeless are dropped whole, near-duplicate units
 across documents are kept once, and units are packed by probability under the
 exact ceiling, stopping early when the rest is unlikely to matter (adaptive: the
@@ -37,18 +38,24 @@ class ExtractiveOptions:
     duplicate_threshold: float = 0.8
     # Put the most relevant documents first and last (against lost-in-the-middle).
     reorder: bool = False
-    # How many of the likeliest units the transformer reads again (0: the cheap heads alone;
-    # used only by heads trained with a rerank head, which the committed heads are not).
-    rerank_candidates: int = rerank.CANDIDATES
+    # Which trained heads judge the units (compressors/head.py NAMED): "default" (multi-hop
+    # paragraphs, no transformer pass) or "rerank" (single-hop retrieved passages: the leads
+    # of the likeliest documents are read by MiniLM).
+    heads: str = "default"
+    # How many of the likeliest documents' leads the transformer reads (0: the cheap heads
+    # alone; used only by heads trained with a rerank head).
+    rerank_documents: int = rerank.DOCUMENTS
 
     def __post_init__(self) -> None:
         for name in ("min_probability", "min_document_probability", "duplicate_threshold"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InvalidArgument(f"method 'extractive': {name} must be in [0, 1], got {value}")
-        if not 0 <= self.rerank_candidates <= rerank.MAX_CANDIDATES:
-            raise InvalidArgument(f"method 'extractive': rerank_candidates must be in [0, {rerank.MAX_CANDIDATES}], "
-                                  f"got {self.rerank_candidates}")
+        if self.heads not in head.NAMED:
+            raise InvalidArgument(f"method 'extractive': heads must be one of {sorted(head.NAMED)}, got {self.heads!r}")
+        if not 0 <= self.rerank_documents <= rerank.MAX_DOCUMENTS:
+            raise InvalidArgument(f"method 'extractive': rerank_documents must be in [0, {rerank.MAX_DOCUMENTS}], "
+                                  f"got {self.rerank_documents}")
 
 
 class ExtractiveCompressor(Compressor):
@@ -56,9 +63,9 @@ class ExtractiveCompressor(Compressor):
                  dense: Callable[[], Any] | None = None) -> None:
         self.options = options
         self.embed = embed
-        self.heads = head.load()
+        self.heads = head.load(head.NAMED[options.heads])
         # The transformer is loaded only when the heads have a rerank head to use it.
-        wanted = dense is not None and self.heads.rerank is not None and options.rerank_candidates > 0
+        wanted = dense is not None and self.heads.rerank is not None and options.rerank_documents > 0
         self.dense = dense().embed if wanted else None
 
     def compress(self, job: CompressionJob) -> StageOutput:
@@ -66,7 +73,7 @@ class ExtractiveCompressor(Compressor):
         if not seg.units:
             return StageOutput((), {"units_total": 0, "units_kept": 0, "relevant": False})
         opts = self.options
-        scores = self.heads.score(job, seg, self.embed, self.dense, opts.rerank_candidates)
+        scores = self.heads.score(job, seg, self.embed, self.dense, opts.rerank_documents)
         prob, doc_best = scores.unit, scores.doc
         eligible = [int(i) for i in scores.order
                     if prob[i] >= opts.min_probability and doc_best[seg.units[i].doc] >= opts.min_document_probability]

@@ -23,6 +23,14 @@ from compressors.base import CompressionJob
 from compressors.trees import Forest, expect_features
 
 HEAD_PATH = Path(__file__).resolve().parent / "data" / "extractive_head.json"
+# The heads files a request may name (the extractive method's ``heads`` option).
+NAMED = {
+    # Cheap heads trained on HotpotQA: multi-hop paragraphs; milliseconds, no transformer pass.
+    "default": HEAD_PATH,
+    # Cheap heads and the lead rerank head trained on HotpotQA, NQ and HotpotQA's rebuilt
+    # distractor setting: single-hop retrieved passages (MODEL_CARD.md).
+    "rerank": HEAD_PATH.with_name("extractive_head_rerank.json"),
+}
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,7 @@ class Scores:
     unit: np.ndarray   # probability that each unit is evidence
     doc: np.ndarray    # probability that each document holds evidence (alone, or in the best pairs)
     order: np.ndarray  # units by priority: the reranked candidates first, then the rest by probability
-    reranked: int = 0  # how many units the transformer read
+    reranked: int = 0  # how many documents' leads the transformer read
 
 
 class DocumentScores(NamedTuple):
@@ -65,6 +73,9 @@ class DocumentScores(NamedTuple):
     share: np.ndarray       # its share of the posterior over pairs of documents
     soft_share: np.ndarray  # the same at a higher temperature: a hedge for the unit head
 
+
+# Inside Heads, ``rerank`` names the head, not the module.
+_LEAD_WORDS = rerank.LEAD_WORDS
 
 # The pair posterior's second temperature; training and serving must agree.
 SOFT_TEMPERATURE = 3.0
@@ -77,8 +88,8 @@ class Heads:
     pair: Logistic | Forest
     unit: Logistic | Forest
     rerank: Logistic | Forest | None = None  # absent in heads trained without a transformer pass
-    # At most this many rerank candidates from one document (0: no cap); as the rerank head was trained.
-    rerank_per_document: int = 0
+    # Words of each candidate document's text the transformer reads, as the rerank head was trained.
+    lead_words: int = _LEAD_WORDS
 
     def documents(self, ctx: features.Context) -> DocumentScores:
         d1 = features.doc_features_1(ctx)
@@ -89,22 +100,29 @@ class Heads:
                               features.pair_marginals(len(alone), pairs, logits / SOFT_TEMPERATURE))
 
     def score(self, job: CompressionJob, seg: packing.Segmented, embed: Callable,
-              dense: Callable | None = None, candidates: int = 0) -> Scores:
+              dense: Callable | None = None, documents: int = 0) -> Scores:
         """Every unit's probability; with ``dense`` (a real sentence embedder) and a rerank head,
-        the ``candidates`` likeliest units are judged again by the rerank head (compressors/rerank.py)."""
+        the units of the ``documents`` likeliest documents are judged again from their leads'
+        real cosines (compressors/rerank.py)."""
         ctx = features.prepare(job, seg, embed)
         docs = self.documents(ctx)
         logits = self.unit.logit(features.unit_features(ctx, docs.alone, docs.share, docs.soft_share))
         prob = _sigmoid(logits)
+        doc_prob = np.maximum(docs.alone, docs.share)
         order = np.argsort(-logits, kind="stable")
-        chosen = order[:0]
-        if self.rerank is not None and dense is not None and candidates > 0:
-            chosen = rerank.candidates(logits, candidates, ctx.doc_of, self.rerank_per_document)
-            cos = rerank.dense_cosine(job, seg, chosen, dense)
-            prob[chosen] = self.rerank(rerank.rerank_features(seg, chosen, logits, cos, ctx.cos_u))
-            rest = order[~np.isin(order, chosen)]  # in cheap order (a prefix's complement without a cap)
-            order = np.concatenate([chosen[np.argsort(-prob[chosen], kind="stable")], rest])
-        return Scores(prob, np.maximum(docs.alone, docs.share), order, len(chosen))
+        if self.rerank is None or dense is None or documents <= 0:
+            return Scores(prob, doc_prob, order)
+        chosen = rerank.candidate_documents(doc_prob, documents)
+        units = rerank.candidate_units(seg, chosen)
+        cos = rerank.lead_cosine(job, chosen, dense, self.lead_words)
+        prob[units] = self.rerank(rerank.rerank_features(ctx.doc_of, units, logits, doc_prob, chosen, cos, ctx.cos_u))
+        # A candidate document is as likely as its likeliest unit now says.
+        doc_prob = doc_prob.copy()
+        for d in chosen:
+            doc_prob[d] = float(prob[ctx.doc_of == d].max()) if (ctx.doc_of == d).any() else doc_prob[d]
+        rest = order[~np.isin(order, units)]  # in cheap order
+        order = np.concatenate([units[np.argsort(-prob[units], kind="stable")], rest])
+        return Scores(prob, doc_prob, order, len(chosen))
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -122,7 +140,7 @@ def from_spec(spec: dict) -> Heads:
              for name, names in (("doc1", features.DOC_FEATURES_1), ("doc2", features.DOC_FEATURES_2),
                                  ("pair", features.PAIR_FEATURES), ("unit", features.UNIT_FEATURES),
                                  ("rerank", rerank.RERANK_FEATURES)) if name in spec}
-    return Heads(**heads, rerank_per_document=int(spec.get("rerank_per_document", 0)))
+    return Heads(**heads, lead_words=int(spec.get("rerank_lead_words", rerank.LEAD_WORDS)))
 
 
 _LOADERS = {"logistic": Logistic.from_json, "forest": Forest.from_json}

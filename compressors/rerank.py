@@ -1,19 +1,19 @@
-"""A second look at the likeliest units with a real transformer (all-MiniLM-L6-v2).
+"""A second look at the likeliest documents with a real transformer (all-MiniLM-L6-v2).
 
-The cheap heads (static-MiniLM vectors, BM25, structure) rank every unit of a
-request in a few milliseconds; a transformer pass over every unit costs a second
-or more on a CPU. So only the ``k`` units the cheap heads like best are encoded
-for real, as the ``cosine`` baseline encodes them ("title: sentence"), and a
-small trained head (the fifth, ``rerank``) combines the cheap head's logit with
-the real cosine and their ranks among the candidates. Single-hop questions over
-retrieved passages, whose passages share the question's words by construction
-(a retriever chose them for that), are where the cheap signals run out and the
-transformer's reading of the sentence decides.
+The cheap heads (static-MiniLM vectors, BM25, structure, multi-hop pairs) rank
+every unit of a request in milliseconds, and they rank multi-hop paragraphs well;
+what they cannot do is tell a retrieved passage that answers a single-hop question
+from the passages a retriever returned beside it for sharing its words. A
+transformer pass over every sentence would (the ``cosine`` baseline), but it costs
+about a second on a CPU. So only the lead (title and first ``LEAD_WORDS`` words)
+of the ``k`` documents the cheap heads like best is read by the transformer, in one
+batch of a few hundred tokens, and a small trained head (``rerank``) judges every
+unit of those documents again from its cheap logit, its document's cheap
+probability and the lead's real cosine, each also as a rank among the candidates.
 
-Invariant: units outside the candidates keep their cheap order after every
-candidate; the candidates are a prefix of the cheap ranking unless the heads
-cap how many come from one document (``rerank_per_document``); the encode cost
-is bounded by ``k`` whatever the request's size.
+Invariant: units of documents outside the candidates keep their cheap order after
+every unit of a candidate document; the encode cost is bounded by ``k`` leads of at
+most ``LEAD_WORDS`` words, whatever the request's size.
 """
 
 from __future__ import annotations
@@ -26,56 +26,58 @@ from compressors import packing
 from compressors.base import CompressionJob
 from compressors.features import rank01
 
-# How many units the transformer reads by default, and at most (its cost grows with them).
-CANDIDATES = 12
-MAX_CANDIDATES = 64
-RERANK_FEATURES = ("unit_logit", "unit_logit_rank", "dense_cos", "dense_cos_rank", "dense_cos_gap",
-                   "doc_dense_best", "doc_dense_rank", "static_cos")
+# How many documents the transformer reads by default, and at most (its cost grows with them).
+DOCUMENTS = 8
+MAX_DOCUMENTS = 64
+# Words of a document's text read after its title: a passage's opening says what it is
+# about (on NQ's training passages, the first 24 words of a passage ranked it about as
+# well as its first 64 under MiniLM, at a third of the cost).
+LEAD_WORDS = 32
+RERANK_FEATURES = ("unit_logit", "unit_logit_rank", "unit_doc_gap", "doc_prob", "doc_prob_rank",
+                   "doc_dense", "doc_dense_rank", "doc_dense_gap", "static_cos")
 
 
-def candidates(logits: np.ndarray, k: int, doc_of: np.ndarray | None = None, per_document: int = 0) -> np.ndarray:
-    """The ``k`` units with the highest cheap logits, best first; with ``per_document`` > 0, at most
-    that many from one document (``doc_of``: each unit's document), so that the transformer sees
-    more passages when the cheap heads rank the right passage too low (single-hop retrieval)."""
-    order = np.argsort(-logits, kind="stable")
-    if per_document <= 0 or doc_of is None:
-        return order[:k]
-    taken: dict[int, int] = {}
-    out = []
-    for i in order:
-        d = int(doc_of[i])
-        if taken.get(d, 0) < per_document:
-            taken[d] = taken.get(d, 0) + 1
-            out.append(int(i))
-            if len(out) == k:
-                break
-    return np.array(out, dtype=np.int64)
+def candidate_documents(doc_prob: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` documents with the highest cheap probability, best first."""
+    return np.argsort(-doc_prob, kind="stable")[:k]
 
 
-def titled(job: CompressionJob, unit: packing.Unit) -> str:
-    title = job.documents[unit.doc].title.strip()
-    return f"{title}: {unit.text}" if title else unit.text
+def lead(job: CompressionJob, doc: int, words: int = LEAD_WORDS) -> str:
+    """A document's title and the first ``words`` words of its text: what the transformer reads."""
+    document = job.documents[doc]
+    text = " ".join(document.text.split()[:words])
+    title = document.title.strip()
+    return f"{title}: {text}" if title else text
 
 
-def dense_cosine(job: CompressionJob, seg: packing.Segmented, chosen: np.ndarray,
-                 embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
-    """Cosine of the query with each chosen unit under the real embedder."""
-    if not len(chosen) or not job.query.strip():
-        return np.zeros(len(chosen), np.float32)
-    vecs = embed([job.query, *(titled(job, seg.units[int(i)]) for i in chosen)])
+def lead_cosine(job: CompressionJob, docs: np.ndarray, embed: Callable[[list[str]], np.ndarray],
+                words: int = LEAD_WORDS) -> np.ndarray:
+    """Cosine of the query with each chosen document's lead under the real embedder."""
+    if not len(docs) or not job.query.strip():
+        return np.zeros(len(docs), np.float32)
+    vecs = embed([job.query, *(lead(job, int(d), words) for d in docs)])
     return (vecs[1:] @ vecs[0]).astype(np.float32)
 
 
-def rerank_features(seg: packing.Segmented, chosen: np.ndarray, logits: np.ndarray, dense: np.ndarray,
-                    static_cos: np.ndarray) -> np.ndarray:
-    """One row per candidate: its cheap logit, its real cosine, and both as ranks among the candidates."""
-    if not len(chosen):
+def candidate_units(seg: packing.Segmented, docs: np.ndarray) -> np.ndarray:
+    """Every unit of the chosen documents, in unit order."""
+    chosen = set(int(d) for d in docs)
+    return np.array([i for i, u in enumerate(seg.units) if u.doc in chosen], dtype=np.int64)
+
+
+def rerank_features(doc_of: np.ndarray, units: np.ndarray, logits: np.ndarray, doc_prob: np.ndarray,
+                    docs: np.ndarray, dense: np.ndarray, static_cos: np.ndarray) -> np.ndarray:
+    """One row per unit of a candidate document: its cheap logit (also as a rank among the
+    candidates' units and as a gap to its document's best unit), its document's cheap
+    probability and its lead's real cosine (each also as a rank among the candidates)."""
+    if not len(units):
         return np.zeros((0, len(RERANK_FEATURES)), np.float32)
-    z = logits[chosen]
-    docs = np.array([seg.units[int(i)].doc for i in chosen])
-    # A passage's best sentence speaks for the passage: the single-hop answer sits
-    # in one passage, and its other sentences inherit some of its relevance.
-    best = {d: float(dense[docs == d].max()) for d in set(docs.tolist())}
-    doc_best = np.array([best[d] for d in docs], np.float32)
-    return np.stack([z, rank01(z), dense, rank01(dense), dense - dense.max(), doc_best, rank01(doc_best),
-                     static_cos[chosen]], axis=1).astype(np.float32)
+    z = logits[units]
+    unit_doc = doc_of[units]
+    slot = {int(d): i for i, d in enumerate(docs)}
+    at = np.array([slot[int(d)] for d in unit_doc])
+    best_in_doc = {int(d): float(z[unit_doc == d].max()) for d in set(unit_doc.tolist())}
+    gap = z - np.array([best_in_doc[int(d)] for d in unit_doc], np.float32)
+    prob = doc_prob[docs]
+    return np.stack([z, rank01(z), gap, prob[at], rank01(prob)[at], dense[at], rank01(dense)[at],
+                     (dense - dense.max())[at], static_cos[units]], axis=1).astype(np.float32)

@@ -172,82 +172,75 @@ NQ_QUERY = "who sang rip it up and start again album band"
 
 
 def _with_rerank():
-    """The committed heads plus a rerank head that follows the transformer's cosine alone."""
+    """The committed cheap heads plus a rerank head that follows the transformer's lead cosine alone."""
     import dataclasses
 
     from compressors import rerank
     from compressors.head import Logistic
 
     names = rerank.RERANK_FEATURES
-    coef = np.array([5.0 if n == "dense_cos" else 0.0 for n in names], np.float32)
+    coef = np.array([5.0 if n == "doc_dense" else 0.0 for n in names], np.float32)
     ones = np.ones(len(names), np.float32)
     return dataclasses.replace(load(), rerank=Logistic(names, ones * 0, ones, coef, 0.0))
 
 
-def test_the_transformer_reads_a_prefix_of_the_cheap_ranking_and_reorders_only_it(fast_engine):
+def _nq_job(engine, budget=60):
     from compressors import packing
     from compressors.base import CompressionJob
 
-    req = fast_engine.request(NQ_QUERY, NQ_LIKE, 60)
-    job = CompressionJob(req.query, req.documents, 60, fast_engine.models.tokenizers.get(req.model))
-    seg = packing.segment(req.documents)
-    gold = next(i for i, u in enumerate(seg.units) if "Orange Juice" in u.text)
+    req = engine.request(NQ_QUERY, NQ_LIKE, budget)
+    return CompressionJob(req.query, req.documents, budget, engine.models.tokenizers.get(req.model)), \
+        packing.segment(req.documents)
+
+
+def test_the_transformer_reads_the_leads_of_the_likeliest_documents_and_reorders_only_their_units(fast_engine):
+    from compressors import rerank
+
+    job, seg = _nq_job(fast_engine)
+    gold_doc = next(d for d, doc in enumerate(job.documents) if doc.id == "gold")
     calls = []
 
-    def oracle(texts):  # the query and the gold sentence share a vector; every other text is orthogonal
+    def oracle(texts):  # the query and the gold passage's lead share a vector; every other text is orthogonal
         calls.append(list(texts))
         out = np.zeros((len(texts), 3), np.float32)
         for i, t in enumerate(texts):
-            out[i, 0 if (i == 0 or "Orange Juice" in t) else 1 + i % 2] = 1.0
+            out[i, 0 if (i == 0 or t.startswith("Rip It Up:")) else 1 + i % 2] = 1.0
         return out
 
     heads, embed = _with_rerank(), fast_engine.models.static_embedder().embed
     cheap = heads.score(job, seg, embed)
-    k = int(np.flatnonzero(cheap.order == gold)[0]) + 2
+    k = int(np.flatnonzero(np.argsort(-cheap.doc, kind="stable") == gold_doc)[0]) + 2
     read = heads.score(job, seg, embed, oracle, k)
     assert cheap.reranked == 0 and read.reranked == k and len(calls) == 1 and len(calls[0]) == 1 + k
-    assert set(read.order[:k].tolist()) == set(cheap.order[:k].tolist())
-    assert read.order[k:].tolist() == cheap.order[k:].tolist()
-    assert int(read.order[0]) == gold
-
-
-def test_rerank_candidates_can_be_capped_per_document():
-    from compressors import rerank
-
-    logits = np.array([9.0, 8.0, 7.0, 6.0, 5.0, 4.0], np.float32)
-    doc_of = np.array([0, 0, 0, 1, 1, 2])
-    assert rerank.candidates(logits, 4).tolist() == [0, 1, 2, 3]
-    assert rerank.candidates(logits, 4, doc_of, 1).tolist() == [0, 3, 5]  # fewer than k: one per document
-    assert rerank.candidates(logits, 4, doc_of, 2).tolist() == [0, 1, 3, 4]
-
-
-def test_capped_candidates_leave_every_other_unit_in_cheap_order(fast_engine):
-    import dataclasses
-
-    from compressors import packing
-    from compressors.base import CompressionJob
-
-    req = fast_engine.request(NQ_QUERY, NQ_LIKE, 60)
-    job = CompressionJob(req.query, req.documents, 60, fast_engine.models.tokenizers.get(req.model))
-    seg = packing.segment(req.documents)
-    heads, embed = dataclasses.replace(_with_rerank(), rerank_per_document=1), fast_engine.models.static_embedder().embed
-    cheap = heads.score(job, seg, embed)
-    read = heads.score(job, seg, embed, fast_engine.models.static_embedder().embed, 3)
-    docs = [seg.units[int(i)].doc for i in read.order[:read.reranked]]
-    assert read.reranked >= 2 and len(set(docs)) == len(docs)
-    rest = [int(i) for i in cheap.order if int(i) not in set(read.order[:read.reranked].tolist())]
-    assert read.order[read.reranked:].tolist() == rest
+    assert all(len(t.split(": ", 1)[1].split()) <= heads.lead_words for t in calls[0][1:])
+    chosen = set(np.argsort(-cheap.doc, kind="stable")[:k].tolist())
+    n = sum(seg.units[int(i)].doc in chosen for i in read.order)
+    assert {seg.units[int(i)].doc for i in read.order[:n]} == chosen
+    assert read.order[n:].tolist() == [int(i) for i in cheap.order if seg.units[int(i)].doc not in chosen]
+    assert seg.units[int(read.order[0])].doc == gold_doc
     assert sorted(read.order.tolist()) == list(range(len(seg.units)))
 
 
-def test_rerank_candidates_is_bounded(fast_engine):
+def test_a_lead_is_the_title_and_the_first_words():
+    from compressors import rerank
+    from compressors.base import CompressionJob
+    from middleware.types import Document
+
+    docs = (Document(id="a", text=" ".join(f"w{i}" for i in range(100)), title="T"), Document(id="b", text="x y"))
+    job = CompressionJob("q", docs, 10, None)
+    assert rerank.lead(job, 0, 3) == "T: w0 w1 w2"
+    assert rerank.lead(job, 1) == "x y"
+    assert rerank.candidate_documents(np.array([0.1, 0.9, 0.5], np.float32), 2).tolist() == [1, 2]
+
+
+def test_rerank_documents_is_bounded(fast_engine):
     from middleware.errors import InvalidArgument
 
     for bad in (-1, 10_000):
-        with pytest.raises(InvalidArgument, match="rerank_candidates"):
-            fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"rerank_candidates": bad})])
-    res = fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"rerank_candidates": 4})])
-    assert res.stages[0].details["reranked"] == 0  # the committed heads have no rerank head
+        with pytest.raises(InvalidArgument, match="rerank_documents"):
+            fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"rerank_documents": bad})])
+    res = fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"rerank_documents": 0})])
+    assert res.stages[0].details["reranked"] == 0
 
 
 @pytest.mark.slow
@@ -259,3 +252,27 @@ def test_the_int8_onnx_minilm_agrees_with_sentence_transformers(real_engine):
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-4)
     assert np.all(np.sum(fast * full, axis=1) > 0.9)  # int8 weights move vectors a little, not their meaning
     assert (fast[1] @ fast[0] > fast[2] @ fast[0]) and (full[1] @ full[0] > full[2] @ full[0])
+
+
+def test_the_rerank_heads_are_named_by_an_option_and_read_leads(fast_engine):
+    from compressors import head, rerank
+    from middleware.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="heads must be one of"):
+        fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"heads": "nq"})])
+    default = fast_engine.compress(NQ_QUERY, NQ_LIKE, 80)
+    res = fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"heads": "rerank"})])
+    assert default.stages[0].details["reranked"] == 0
+    assert res.stages[0].details["reranked"] == min(len(NQ_LIKE), rerank.DOCUMENTS)  # every lead, up to 8
+    assert 0 < res.compressed_tokens <= 80
+
+
+def test_the_shipped_rerank_heads_were_trained_as_their_card_says():
+    import json
+
+    from compressors import head
+
+    spec = json.loads(head.NAMED["rerank"].read_text())
+    assert spec["rerank_documents"] == 8 and spec["rerank_lead_words"] == 32
+    assert "hotpot_distractor_dev100.jsonl" not in spec["trained_on"] and "nq_hybrid_dev.jsonl" not in spec["trained_on"]
+    assert load(head.NAMED["rerank"]).rerank is not None and load().rerank is None
