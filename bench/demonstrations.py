@@ -126,21 +126,18 @@ class LangChainStyle:
         from langchain_core.prompts import PromptTemplate
         from langchain_core.vectorstores import InMemoryVectorStore
 
-        from middleware.integrations.langchain import RagpressEmbeddings
-
         view = engine.demonstrations.pools.get(pool, "default")
         ids = [r["id"] for r in rows]
         stored = dict(zip((r["input"] for r in rows), view.vectors(ids).tolist()))
-        live = RagpressEmbeddings(engine=engine)
 
         class PoolVectors(Embeddings):
-            # The pool's stored MiniLM vectors (what RagpressEmbeddings would compute
-            # again, minutes on one thread); queries are embedded live.
+            # The pool's stored vectors, and queries embedded by the pool's own embedder:
+            # the same neighbours as ours, so only the selectors' cut differs.
             def embed_documents(self, texts):
-                return [stored[t] if t in stored else live.embed_query(t) for t in texts]
+                return [stored[t] if t in stored else self.embed_query(t) for t in texts]
 
             def embed_query(self, text):
-                return live.embed_query(text)
+                return view.embed(text)[0].tolist()
 
         store = InMemoryVectorStore(PoolVectors())
         examples = [{"input": r["input"], "output": r["label"]} for r in rows]
@@ -301,11 +298,65 @@ def tune_dynamic(engine, datasets: dict[str, tuple[list[dict], list[dict]]], sam
     return {"sample_per_pool": sample, "k": K, "by_pool": report, "chosen_agreement": chosen}
 
 
+DYNAMIC_VARIANTS = [{"agreement": a, "min_demonstrations": m, "consensus": True}
+                    for a in (0.5, 0.6, 0.7, 0.8) for m in (1, 2, 3)] + [
+                   {"agreement": 0.8, "min_demonstrations": 1, "consensus": False}]
+
+
+def tune_dynamic_llm(engine, datasets: dict[str, tuple[list[dict], list[dict]]], holdout: int,
+                     batch_size: int) -> dict:
+    """dynamic's options chosen with the LLM, on the pools only: ``holdout`` items of each
+    pool (seeded sample) are the inputs, the rest of the pool is their pool. For each
+    variant: accuracy and demonstration tokens against fixed k (``similar``). The default
+    is the variant with the largest mean token saving whose accuracy is at most 1 point
+    below fixed k in every pool (or, when none is, the smallest worst loss)."""
+    from label_scoring import LabelScorer
+
+    runtime = engine.models.local_runtime(MODEL)
+    report = {}
+    for name, (pool_rows, _) in datasets.items():
+        started = time.perf_counter()
+        held = set(random.Random(7).sample(range(len(pool_rows)), holdout))
+        inputs = [r for i, r in enumerate(pool_rows) if i in held]
+        rest = [r for i, r in enumerate(pool_rows) if i not in held]
+        pool = index_pool(engine, f"{name}-tune", rest)
+        labels = sorted({r["label"] for r in pool_rows})
+        budget = BUDGETS.get(name, 160)
+        scorer = LabelScorer(runtime.model.model, runtime.model.tokenizer, labels, batch_size)
+        arms = {"similar": [select_ours(engine, pool, r["input"], "similar", budget) for r in inputs]}
+        for i, options in enumerate(DYNAMIC_VARIANTS):
+            arms[f"dynamic/{i}"] = [select_ours(engine, pool, r["input"], "dynamic", budget, options=options)
+                                    for r in inputs]
+        prompts = {a: [header(labels) + c["block"] + suffix(r["input"]) for c, r in zip(chosen, inputs)]
+                   for a, chosen in arms.items()}
+        predicted = dict(zip(*(lambda ps: (ps, scorer.predict(ps)))(sorted({p for v in prompts.values() for p in v}))))
+        base_tokens = statistics.fmean(c["tokens"] for c in arms["similar"])
+        out = {}
+        for arm, chosen in arms.items():
+            acc = statistics.fmean(predicted[p] == r["label"] for p, r in zip(prompts[arm], inputs))
+            tokens = statistics.fmean(c["tokens"] for c in chosen)
+            out[arm] = {"accuracy": acc, "demo_tokens": tokens, "saving": 1.0 - tokens / base_tokens,
+                        "easy": sum(bool(c["details"].get("easy")) for c in chosen)}
+        for arm in out:
+            out[arm]["points_vs_fixed_k"] = 100 * (out[arm]["accuracy"] - out["similar"]["accuracy"])
+        report[name] = out
+        print(f"  {name}: tuned on {holdout} pool items in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    variants = [f"dynamic/{i}" for i in range(len(DYNAMIC_VARIANTS))]
+    worst = {v: min(report[n][v]["points_vs_fixed_k"] for n in report) for v in variants}
+    saving = {v: statistics.fmean(report[n][v]["saving"] for n in report) for v in variants}
+    ok = [v for v in variants if worst[v] >= -1.0]
+    chosen = max(ok, key=lambda v: (saving[v], worst[v])) if ok else max(variants, key=lambda v: worst[v])
+    return {"holdout_per_pool": holdout, "k": K, "variants": dict(zip(variants, DYNAMIC_VARIANTS)),
+            "by_pool": report, "worst_points": worst, "mean_saving": saving, "met_rule": bool(ok),
+            "chosen": chosen, "chosen_options": DYNAMIC_VARIANTS[variants.index(chosen)]}
+
+
 # -- selection latency on a 5,000-example pool ------------------------------------------------
 def latency(engine, name: str, pool_rows: list[dict], queries: list[str], budget: int) -> dict:
     # The whole TREC pool (5,452 questions): at least the 5,000 of the target, and already indexed.
     pool = index_pool(engine, name, pool_rows)
-    emb = engine.models.embedder()
+    # The pool's own embedder (the int8 ONNX MiniLM where ONNX Runtime is installed).
+    emb = engine.demonstrations.pools.get(pool, "default").collection.embedder
     cold: dict[str, list[float]] = {m: [] for m in STRATEGIES}
     warm: dict[str, list[float]] = {m: [] for m in STRATEGIES}
     over = dict.fromkeys(STRATEGIES, 0)
@@ -327,7 +378,7 @@ def latency(engine, name: str, pool_rows: list[dict], queries: list[str], budget
                 over[method] += r.selected_tokens > budget
     out = {m: {"p50_ms": pct(cold[m], 0.5), "p95_ms": pct(cold[m], 0.95), "over_budget": over[m],
                "queries": len(queries), "without_embedding_p50_ms": pct(warm[m], 0.5)} for m in STRATEGIES}
-    out["input embedding alone"] = {"p50_ms": pct(embed_ms, 0.5), "p95_ms": pct(embed_ms, 0.95)}
+    out["input embedding alone"] = {"p50_ms": pct(embed_ms, 0.5), "p95_ms": pct(embed_ms, 0.95), "embedder": emb.name}
     return out
 
 
@@ -407,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--tune-dynamic", action="store_true", help="only choose dynamic's threshold (no LLM)")
+    ap.add_argument("--tune-dynamic-llm", type=int, metavar="N", default=0,
+                    help="only choose dynamic's options with the LLM on N held-out items of each pool")
     ap.add_argument("--latency", action="store_true", help="only the 5,000-example selection latency")
     ap.add_argument("--no-llm", action="store_true",
                     help="selections only (tokens, budget, latency, the neighbour vote): *_selection.json")
@@ -434,6 +487,17 @@ def main(argv: list[str] | None = None) -> int:
         tuned = tune_dynamic(engine, datasets)
         print(json.dumps(tuned, indent=1))
         (RESULTS / "demonstrations_dynamic_tuning.json").write_text(json.dumps(dict(tuned, meta=meta), indent=1))
+        return 0
+    if args.tune_dynamic_llm:
+        tuned = tune_dynamic_llm(engine, datasets, args.tune_dynamic_llm, args.batch_size)
+        meta["load_average_end"] = os.getloadavg()
+        for name, arms in tuned["by_pool"].items():
+            print(f"\n{name}: | arm | options | accuracy | demo tokens | saving | points vs fixed k | easy |")
+            for arm, r in arms.items():
+                print(f"| {arm} | {tuned['variants'].get(arm, '')} | {100 * r['accuracy']:.1f} | {r['demo_tokens']:.0f} "
+                      f"| {100 * r['saving']:.1f}% | {r['points_vs_fixed_k']:+.1f} | {r['easy']} |")
+        print(f"\nchosen: {tuned['chosen']} {tuned['chosen_options']} (rule met: {tuned['met_rule']})")
+        (RESULTS / "demonstrations_dynamic_tuning_llm.json").write_text(json.dumps(dict(tuned, meta=meta), indent=1))
         return 0
     if args.latency:
         pool_rows, eval_rows = datasets.get("trec") or next(iter(datasets.values()))
