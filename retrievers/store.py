@@ -250,8 +250,11 @@ class Collection(Retriever):
             log.warning("collection %r was built with embedder %r: embedding its %d documents again with %r",
                         name, state["embedder"], len(state["documents"]), embedder.name)
             coll = cls(name, embedder, ChunkingParams(*state["chunking"]), folder)
-            coll.upsert([Document(id=doc_id, text=text, title=title, metadata=metadata)
-                         for doc_id, title, text, metadata, _ in state["documents"]])
+            docs = [Document(id=doc_id, text=text, title=title, metadata=metadata)
+                    for doc_id, title, text, metadata, _ in state["documents"]]
+            # A one-off migration, finished even when the call that triggered it is cancelled
+            # or past its deadline: otherwise every call would start it again and none finish.
+            cancel.bound(cancel.Token(), lambda: coll.upsert(docs))()
             coll.save()
             return coll
         coll = cls(name, embedder, ChunkingParams(*state["chunking"]), folder)
