@@ -4,7 +4,8 @@ demonstration tokens, one command.
     .venv/bin/python bench/demonstrations.py                    # SST-2, TREC, AG News (converted from $RAGPRESS_DATA/icl)
     .venv/bin/python bench/demonstrations.py --limit 20         # a quick check (writes *_limit.json, never the full results)
     .venv/bin/python bench/demonstrations.py --pool P.jsonl --eval E.jsonl --name mine --budget 160
-    .venv/bin/python bench/demonstrations.py --tune-dynamic     # choose dynamic's threshold on the pools (no LLM)
+    .venv/bin/python bench/demonstrations.py --tune-dynamic-llm 150  # choose dynamic's options on held-out pool items
+    .venv/bin/python bench/demonstrations.py --tune-dynamic     # the neighbours' vote on the pools (no LLM)
     .venv/bin/python bench/demonstrations.py --latency          # selection latency on TREC's 5,452-example pool
 
 Rows are ``{"input", "label"}`` (bench/icl_data.py documents the format and converts the
@@ -126,21 +127,18 @@ class LangChainStyle:
         from langchain_core.prompts import PromptTemplate
         from langchain_core.vectorstores import InMemoryVectorStore
 
-        from middleware.integrations.langchain import RagpressEmbeddings
-
         view = engine.demonstrations.pools.get(pool, "default")
         ids = [r["id"] for r in rows]
         stored = dict(zip((r["input"] for r in rows), view.vectors(ids).tolist()))
-        live = RagpressEmbeddings(engine=engine)
 
         class PoolVectors(Embeddings):
-            # The pool's stored MiniLM vectors (what RagpressEmbeddings would compute
-            # again, minutes on one thread); queries are embedded live.
+            # The pool's stored vectors, and queries embedded by the pool's own embedder:
+            # the same neighbours as ours, so only the selectors' cut differs.
             def embed_documents(self, texts):
-                return [stored[t] if t in stored else live.embed_query(t) for t in texts]
+                return [stored[t] if t in stored else self.embed_query(t) for t in texts]
 
             def embed_query(self, text):
-                return live.embed_query(text)
+                return view.embed(text)[0].tolist()
 
         store = InMemoryVectorStore(PoolVectors())
         examples = [{"input": r["input"], "output": r["label"]} for r in rows]
@@ -273,39 +271,12 @@ def paired(a: list[bool], b: list[float]) -> dict:
     return {"points": 100 * statistics.fmean(diffs), "ci95": [100 * pct(means, 0.025), 100 * pct(means, 0.975)]}
 
 
-# -- dynamic's threshold, chosen on the pools -------------------------------------------------
-def tune_dynamic(engine, datasets: dict[str, tuple[list[dict], list[dict]]], sample: int = 1000) -> dict:
-    """Leave-one-out on each pool (no LLM, no evaluation data): for each pool item, its K
-    nearest other pool items vote; for each agreement threshold, the share of items called
-    easy and how often the vote is right on them. dynamic's default is the lowest threshold
-    at which the vote is right on >= 90% of easy items in every pool."""
-    from retrievers.demos.dynamic import vote
-
-    thresholds = [round(0.5 + 0.05 * i, 2) for i in range(11)]
-    report = {}
-    for name, (pool_rows, _) in datasets.items():
-        pool = index_pool(engine, name, pool_rows)
-        view = engine.demonstrations.pools.get(pool, "default")
-        ids = random.Random(0).sample(list(view.ids()), min(sample, len(view)))
-        items = []
-        for doc_id in ids:
-            near = view.nearest(view.vectors([doc_id]), K, exclude=frozenset({doc_id}))
-            label, share = vote([view.label_of(c.id) for c in near], [c.score for c in near])
-            items.append((share, label == view.label_of(doc_id)))
-        report[name] = {str(t): {"easy_share": sum(s >= t for s, _ in items) / len(items),
-                                 "vote_accuracy_on_easy": (statistics.fmean(ok for s, ok in items if s >= t)
-                                                           if any(s >= t for s, _ in items) else None)}
-                        for t in thresholds}
-    chosen = next((t for t in thresholds if all(
-        (report[n][str(t)]["vote_accuracy_on_easy"] or 0) >= 0.90 for n in report)), 1.0)
-    return {"sample_per_pool": sample, "k": K, "by_pool": report, "chosen_agreement": chosen}
-
-
 # -- selection latency on a 5,000-example pool ------------------------------------------------
 def latency(engine, name: str, pool_rows: list[dict], queries: list[str], budget: int) -> dict:
     # The whole TREC pool (5,452 questions): at least the 5,000 of the target, and already indexed.
     pool = index_pool(engine, name, pool_rows)
-    emb = engine.models.embedder()
+    # The pool's own embedder (the int8 ONNX MiniLM where ONNX Runtime is installed).
+    emb = engine.demonstrations.pools.get(pool, "default").collection.embedder
     cold: dict[str, list[float]] = {m: [] for m in STRATEGIES}
     warm: dict[str, list[float]] = {m: [] for m in STRATEGIES}
     over = dict.fromkeys(STRATEGIES, 0)
@@ -327,7 +298,7 @@ def latency(engine, name: str, pool_rows: list[dict], queries: list[str], budget
                 over[method] += r.selected_tokens > budget
     out = {m: {"p50_ms": pct(cold[m], 0.5), "p95_ms": pct(cold[m], 0.95), "over_budget": over[m],
                "queries": len(queries), "without_embedding_p50_ms": pct(warm[m], 0.5)} for m in STRATEGIES}
-    out["input embedding alone"] = {"p50_ms": pct(embed_ms, 0.5), "p95_ms": pct(embed_ms, 0.95)}
+    out["input embedding alone"] = {"p50_ms": pct(embed_ms, 0.5), "p95_ms": pct(embed_ms, 0.95), "embedder": emb.name}
     return out
 
 
@@ -407,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--tune-dynamic", action="store_true", help="only choose dynamic's threshold (no LLM)")
+    ap.add_argument("--tune-dynamic-llm", type=int, metavar="N", default=0,
+                    help="only choose dynamic's options with the LLM on N held-out items of each pool")
     ap.add_argument("--latency", action="store_true", help="only the 5,000-example selection latency")
     ap.add_argument("--no-llm", action="store_true",
                     help="selections only (tokens, budget, latency, the neighbour vote): *_selection.json")
@@ -431,9 +404,24 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_start": os.getloadavg(), "model": MODEL, "k": K, "template": TEMPLATE}
 
     if args.tune_dynamic:
+        from demonstrations_tuning import tune_dynamic
+
         tuned = tune_dynamic(engine, datasets)
         print(json.dumps(tuned, indent=1))
         (RESULTS / "demonstrations_dynamic_tuning.json").write_text(json.dumps(dict(tuned, meta=meta), indent=1))
+        return 0
+    if args.tune_dynamic_llm:
+        from demonstrations_tuning import tune_dynamic_llm
+
+        tuned = tune_dynamic_llm(engine, datasets, args.tune_dynamic_llm, args.batch_size)
+        meta["load_average_end"] = os.getloadavg()
+        for name, arms in tuned["by_pool"].items():
+            print(f"\n{name}: | arm | options | accuracy | demo tokens | saving | points vs fixed k | easy |")
+            for arm, r in arms.items():
+                print(f"| {arm} | {tuned['variants'].get(arm, '')} | {100 * r['accuracy']:.1f} | {r['demo_tokens']:.0f} "
+                      f"| {100 * r['saving']:.1f}% | {r['points_vs_fixed_k']:+.1f} | {r['easy']} |")
+        print(f"\nchosen: {tuned['chosen']} {tuned['chosen_options']} (rule met: {tuned['met_rule']})")
+        (RESULTS / "demonstrations_dynamic_tuning_llm.json").write_text(json.dumps(dict(tuned, meta=meta), indent=1))
         return 0
     if args.latency:
         pool_rows, eval_rows = datasets.get("trec") or next(iter(datasets.values()))

@@ -14,7 +14,8 @@ a minute (``deploy/setup.sh`` does it) and cached in the settings' cache folder;
 is never committed. So is MiniLM itself as an int8 ONNX model (about 23 MB, mean
 pooling and normalisation inside the graph), run by ONNX Runtime: three to four
 times faster than the torch model on a CPU, for the few sentences a request has
-read for real (the extractive method's rerank)::
+read for real (the extractive method's rerank), and for demonstration pools and
+their inputs (selection is latency-bound)::
 
     python -m middleware.embedders [CACHE_DIR]   # build both now
 
@@ -298,14 +299,19 @@ def onnx_embedder(model_dir: str, cache_dir: Path, threads: int = 1) -> CachedEm
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        raise Unavailable("the rerank head's ONNX MiniLM needs onnxruntime: pip install 'ragpress[onnx]'") from exc
+        raise Unavailable("the int8 ONNX MiniLM needs onnxruntime (a dependency of ragpress): "
+                          "pip install onnxruntime==1.31.1") from exc
     from tokenizers import Tokenizer
 
     path = cache_dir / f"minilm-int8-v{ONNX_VERSION}.onnx"
     with _table_lock:
         if not path.exists():
             log.info("building the int8 ONNX MiniLM (once) into %s", path)
-            build_onnx(model_dir, path)
+            try:
+                build_onnx(model_dir, path)
+            except ImportError as exc:  # torch's exporter needs the onnx package
+                raise Unavailable(f"building the int8 ONNX MiniLM needs {exc.name or 'onnx'}: "
+                                  f"pip install onnx==1.23.2") from exc
     options = ort.SessionOptions()
     # One thread: the service runs requests in parallel, and a request reads few sentences.
     options.intra_op_num_threads = threads
@@ -321,7 +327,8 @@ def onnx_embedder(model_dir: str, cache_dir: Path, threads: int = 1) -> CachedEm
         mask = np.array([e.attention_mask for e in batch], dtype=np.int64)
         return session.run(None, {"input_ids": ids, "attention_mask": mask})[0].astype(np.float32)
 
-    return CachedEmbedder(f"onnx-int8:{model_dir}", encode, max_tokens=ONNX_MAX_TOKENS - 2)
+    # The version is in the name: vectors persisted with another build are not mixed with these.
+    return CachedEmbedder(f"onnx-int8-v{ONNX_VERSION}:{model_dir}", encode, max_tokens=ONNX_MAX_TOKENS - 2)
 
 
 if __name__ == "__main__":
@@ -332,7 +339,13 @@ if __name__ == "__main__":
 
     configure_offline()
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else Settings().resolved_cache_dir()
-    # Only the static table: the int8 ONNX MiniLM serves the opt-in rerank head, which the
-    # committed heads do not use; it is built on its first use.
     StaticEmbedder(default_embedding_path(), target)
-    print(f"static MiniLM table ready in {target}")
+    # The int8 ONNX MiniLM embeds demonstration pools and their inputs (and serves the
+    # opt-in rerank head); where ONNX Runtime is missing, pools use the torch model.
+    try:
+        onnx_embedder(default_embedding_path(), target)
+        built = "static MiniLM table and int8 ONNX MiniLM"
+    except Unavailable as exc:
+        log.warning("%s", exc)
+        built = "static MiniLM table"
+    print(f"{built} ready in {target}")

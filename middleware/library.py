@@ -53,7 +53,7 @@ class Ragpress:
                 from middleware.demonstrations import DemonstrationSelector
                 from retrievers.demos.pools import DemoPools
 
-                pools = DemoPools.from_settings(self.settings, self.models.embedder)
+                pools = DemoPools.from_settings(self.settings, self.models.fast_embedder)
                 self._demonstrations = DemonstrationSelector(self.models, self.pipeline, pools)
             return self._demonstrations
 

@@ -117,7 +117,7 @@ class RagpressServicer(pb_grpc.RagpressServiceServicer):
                 from middleware.demonstrations import DemonstrationSelector
                 from retrievers.demos.pools import DemoPools
 
-                pools = DemoPools.from_settings(self.settings, self.pipeline.models.embedder)
+                pools = DemoPools.from_settings(self.settings, self.pipeline.models.fast_embedder)
                 self._selector = DemonstrationSelector(self.pipeline.models, self.pipeline, pools)
             return self._selector
 

@@ -38,8 +38,12 @@ class Collections:
     """
 
     def __init__(self, embedder: Callable[[], Embedder], chunking: ChunkingParams | None = None,
-                 root: Path | None = None, meta: CollectionsMeta | None = None) -> None:
+                 root: Path | None = None, meta: CollectionsMeta | None = None, reembed: bool = False) -> None:
         self._embedder = embedder
+        # A saved collection built with another embedder: re-embedded on load when True
+        # (demonstration pools: small, and their embedder is chosen by the machine), an
+        # error otherwise (document collections: re-indexing is the caller's decision).
+        self._reembed = reembed
         self.chunking = chunking or ChunkingParams()
         self.root = root
         self._lock = threading.Lock()
@@ -110,7 +114,7 @@ class Collections:
             if coll is not None and shared is not None and shared != self._generations.get(key):
                 coll = None  # another replica changed it: reload from the shared folder
             if coll is None and folder is not None:
-                coll = Collection.load(name, self._embedder(), folder)
+                coll = Collection.load(name, self._embedder(), folder, reembed=self._reembed)
                 self._generations[key] = shared
             if coll is None and create:
                 coll = Collection(name, self._embedder(), self.chunking, folder)

@@ -10,6 +10,7 @@ Invariants (guarded by one lock per collection):
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from retrievers.lexical import Bm25Index
 
 if TYPE_CHECKING:
     import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -228,8 +231,12 @@ class Collection(Retriever):
             return persist.save(self.folder, index_bytes, state)
 
     @classmethod
-    def load(cls, name: str, embedder: Embedder, folder: Path) -> "Collection | None":
-        """The collection saved in ``folder``, or None when nothing was saved there."""
+    def load(cls, name: str, embedder: Embedder, folder: Path, reembed: bool = False) -> "Collection | None":
+        """The collection saved in ``folder``, or None when nothing was saved there.
+
+        Saved vectors are only ever searched with the embedder that made them: a collection
+        saved with another embedder is an error, or, with ``reembed``, embedded again from
+        its stored texts (re-chunked for this embedder) and saved."""
         import faiss
 
         loaded = persist.load(folder)
@@ -237,8 +244,19 @@ class Collection(Retriever):
             return None
         index_bytes, state = loaded
         if state["embedder"] != embedder.name:
-            raise InvalidArgument(f"collection {name!r} was built with embedder {state['embedder']!r}, "
-                                  f"not the configured {embedder.name!r}; re-index it")
+            if not reembed:
+                raise InvalidArgument(f"collection {name!r} was built with embedder {state['embedder']!r}, "
+                                      f"not the configured {embedder.name!r}; re-index it")
+            log.warning("collection %r was built with embedder %r: embedding its %d documents again with %r",
+                        name, state["embedder"], len(state["documents"]), embedder.name)
+            coll = cls(name, embedder, ChunkingParams(*state["chunking"]), folder)
+            docs = [Document(id=doc_id, text=text, title=title, metadata=metadata)
+                    for doc_id, title, text, metadata, _ in state["documents"]]
+            # A one-off migration, finished even when the call that triggered it is cancelled
+            # or past its deadline: otherwise every call would start it again and none finish.
+            cancel.bound(cancel.Token(), lambda: coll.upsert(docs))()
+            coll.save()
+            return coll
         coll = cls(name, embedder, ChunkingParams(*state["chunking"]), folder)
         coll._next_id = int(state["next_id"])
         owner: dict[int, str] = {}

@@ -31,6 +31,8 @@ POOL = [
     {"id": "a1", "input": "What does NASA stand for ?", "output": "abbreviation", "label": "abbreviation"},
 ]
 
+DEMOS = [Demonstration(d["id"], d["input"], d["output"], d["label"]) for d in POOL]
+
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
@@ -115,6 +117,66 @@ def test_dynamic_uses_fewer_when_neighbours_agree_and_says_why(engine):
     # Without labels the neighbours vote on the output.
     outputs = engine.demonstrations.pools.inline([Demonstration(str(i), f"yes or no {i}", "yes") for i in range(4)])
     assert registry.create("dynamic", {}).select(_job(outputs, "yes or no", 3)).details["majority"] == "yes"
+
+
+def test_dynamic_shows_an_easy_input_only_the_label_its_neighbours_agree_on(engine):
+    pool = engine.demonstrations.pools.inline(
+        [Demonstration(f"p{i}", f"who wrote book {i}", "person", "person") for i in range(5)]
+        + [Demonstration("n1", "who wrote book how many", "number", "number")])
+    job = _job(pool, "who wrote book", 6)
+    kept = registry.create("dynamic", {"agreement": 0.7, "min_demonstrations": 3}).select(job)
+    assert kept.details["easy"] and kept.limit == 3 and "of 'person'" in kept.details["reason"]
+    assert {pool.label_of(c.id) for c in kept.ranked} == {"person"} and len(kept.ranked) == 5
+    plain = registry.create("dynamic", {"agreement": 0.7, "min_demonstrations": 3, "consensus": False}).select(job)
+    assert "n1" in {c.id for c in plain.ranked} and plain.limit == 3
+    # A hard input keeps every label: the disagreement is what it needs to see.
+    hard = registry.create("dynamic", {"agreement": 0.95}).select(job)
+    assert not hard.details["easy"] and "n1" in {c.id for c in hard.ranked}
+
+
+def test_a_pool_saved_with_another_embedder_is_embedded_again_never_mixed(tmp_path):
+    from middleware import cancel
+    from middleware.embedders import hashing_embedder
+    from retrievers.demos.pools import DemoPools
+    from retrievers.store import Collection
+
+    Ragpress(Settings(embedding_model="hashing", data_dir=str(tmp_path))).index_demonstrations("faq", POOL)
+    root = tmp_path / "demonstrations"
+    narrow = DemoPools(lambda: hashing_embedder(64), root)
+    # Loaded by a call already past its deadline: the one-off re-embedding still finishes.
+    pool = cancel.bound(cancel.Token(deadline=0.0), lambda: narrow.get("faq", "default"))()
+    assert pool.collection.embedder.name == "hashing-64" and pool.vectors(["h1", "a1"]).shape == (2, 64)
+    near = pool.nearest(pool.embed("Who wrote the play Hamlet ?"), 1)
+    assert near[0].id == "h1" and near[0].score == pytest.approx(1.0, abs=1e-5)
+    # Saved again with the new embedder's name: a document collection's strict load accepts it as is.
+    assert len(Collection.load("faq", hashing_embedder(64), root / "default" / "faq")) == len(POOL)
+    with pytest.raises(InvalidArgument, match="was built with embedder 'hashing-64'.*re-index it"):
+        Collection.load("faq", hashing_embedder(), root / "default" / "faq")
+
+
+def test_pools_use_the_fast_embedder_and_fall_back_to_torch_without_onnx_runtime():
+    from middleware.errors import Unavailable
+    from middleware.models import ModelRegistry
+
+    class NoOnnx(ModelRegistry):  # a machine without ONNX Runtime
+        def onnx_embedder(self):
+            raise Unavailable("the int8 ONNX MiniLM needs onnxruntime")
+
+    settings = Settings(embedding_model="hashing")
+    assert ModelRegistry(settings).fast_embedder().name == "hashing-256"
+    fallback = NoOnnx(settings)
+    assert fallback.fast_embedder() is fallback.embedder()
+    assert Ragpress(settings).demonstrations.pools.inline(DEMOS).collection.embedder.name == "hashing-256"
+
+
+@pytest.mark.slow
+def test_real_pools_are_embedded_by_the_int8_onnx_minilm(real_engine):
+    pool = real_engine.demonstrations.pools.inline(DEMOS)
+    assert pool.collection.embedder.name.startswith("onnx-int8-v")
+    assert pool.collection.embedder is real_engine.models.onnx_embedder()
+    r = real_engine.select_demonstrations("Who composed the Magic Flute ?", POOL, method="similar",
+                                          max_demonstrations=2)
+    assert {d.label for d in r.demonstrations} == {"person"}
 
 
 def test_unknown_strategy_and_option_are_named(engine):

@@ -37,7 +37,9 @@ class DemoPools:
 
     def __init__(self, embedder: Callable[[], Embedder], root: Path | None = None) -> None:
         self._embedder = embedder
-        self._collections = Collections(embedder, POOL_CHUNKING, root)
+        # Pools are re-embedded on load when the embedder changed (the ONNX MiniLM and the
+        # torch fallback make different vectors, and the embedder's name says which).
+        self._collections = Collections(embedder, POOL_CHUNKING, root, reembed=True)
         self._pools: dict[tuple[str, str], Pool] = {}
         self._lock = threading.Lock()
 
