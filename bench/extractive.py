@@ -183,6 +183,8 @@ def main() -> None:
     ap.add_argument("--no-retrieved", action="store_true")
     ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--onnx-threads", type=int, default=None,
+                    help="ONNX Runtime threads of the int8 MiniLM (setting onnx_threads; default: the setting's)")
     args = ap.parse_args()
     # A subset never overwrites the full results.
     out = Path(args.out) if args.out else HERE / "results" / (
@@ -190,11 +192,13 @@ def main() -> None:
     partial = out.with_suffix(".partial.json")
 
     from middleware.library import Ragpress
+    from middleware.settings import Settings
 
     files = [resolve(d) for d in (args.data or DEFAULT_DATA)]
-    engine = Ragpress()
+    engine = Ragpress(Settings(onnx_threads=args.onnx_threads) if args.onnx_threads else Settings())
     engine.warm_up()
     results = {"model": "gpt-4o", "machine": platform.processor() or platform.machine(),
+               "onnx_threads": engine.settings.onnx_threads,
                "load_average": list(os.getloadavg()), "files": {}}
     first_pairs = None
     for path in files:

@@ -58,7 +58,8 @@ class ModelRegistry:
         """
         from middleware.embedders import onnx_embedder
 
-        return self._derived("_onnx", onnx_embedder)
+        threads = self.settings.onnx_threads
+        return self._derived("_onnx", lambda model_dir, cache_dir: onnx_embedder(model_dir, cache_dir, threads))
 
     def fast_embedder(self) -> Embedder:
         """The embedder of latency-bound paths (demonstration pools: pool and input vectors

@@ -83,6 +83,11 @@ class Settings:
     # torch intra-op threads for local models (0: torch's default). 1 avoids OpenMP
     # barrier stalls when the CPU is shared with other busy processes.
     local_threads: int = 0
+    # ONNX Runtime intra-op threads of the int8 MiniLM (demonstration pools, the extractive
+    # rerank heads' reading of passage leads). 1 suits a service running requests in
+    # parallel; 2 read 8 leads in 36 ms instead of 56 alone, but did not lower the rerank
+    # heads' request p50 on this shared 2-core machine (README, NQ benchmark).
+    onnx_threads: int = 1
     # Default max new tokens for local generation when the request sets none.
     local_max_new_tokens: int = 256
     # KV prefix cache of local models: byte bound (0 turns it off), block size in tokens, codec.
@@ -193,6 +198,8 @@ class Settings:
             raise InvalidArgument(f"setting local_model must look like 'local/<name>', got {self.local_model!r}")
         if self.local_threads < 0:
             raise InvalidArgument(f"setting local_threads must be >= 0, got {self.local_threads}")
+        if self.onnx_threads < 1:
+            raise InvalidArgument(f"setting onnx_threads must be >= 1, got {self.onnx_threads}")
         if self.prefix_cache_bytes < 0 or self.prefix_cache_block < 1:
             raise InvalidArgument("settings prefix_cache_bytes must be >= 0 and prefix_cache_block >= 1")
         limits = ("max_request_bytes", "max_documents", "max_document_bytes", "max_query_bytes", "max_target_tokens",

@@ -95,3 +95,9 @@ def test_the_example_settings_file_lists_every_key_with_its_default():
     # The example shows defaults, except the metrics port it turns on.
     differ = {n for n in names if getattr(loaded, n) != getattr(defaults, n)}
     assert differ == {"metrics_port"}, differ
+
+
+def test_onnx_threads_must_be_positive():
+    with pytest.raises(InvalidArgument, match="onnx_threads"):
+        Settings(onnx_threads=0).validate()
+    Settings(onnx_threads=2).validate()
