@@ -15,7 +15,8 @@ none does). The dev files (hotpot_distractor_dev100, nq_hybrid_dev) are NEVER re
 here: the benchmark reports on them. A fixed 20% of the training questions (by id
 hash) is the validation split for choosing the regularisation and the kind of
 each head (logistic regression or trees). Each stacked head learns from
-out-of-fold outputs of the stage before. Writes compressors/data/extractive_head.json;
+out-of-fold outputs of the stage before. Writes compressors/data/extractive_head_rerank.json
+(with --no-rerank: extractive_head.json, the default heads' file);
 ``--holdout [--fold N] --out PATH`` writes heads fitted without fold N (default 0,
 the validation split) instead, for tuning the method's thresholds on it
 (bench/tune_extractive_thresholds.py) or for cross-validating the whole method
@@ -45,7 +46,10 @@ def training_files(names) -> list[Path]:
     from hotpot_to_batch import resolve
 
     return [ensure() if name == "derived:hotpot_train_distractor" else resolve(name) for name in names]
-OUT = HERE.parent / "compressors" / "data" / "extractive_head.json"
+# Where the heads go unless --out says otherwise: the rerank heads by default, the default
+# (cheap, HotpotQA) heads' file only with --no-rerank, so that a default run never replaces them.
+OUT = HERE.parent / "compressors" / "data" / "extractive_head_rerank.json"
+OUT_CHEAP = OUT.with_name("extractive_head.json")
 
 
 FOLDS = 5  # by question (SHA-1 of the id); fold 0 is the validation split
@@ -289,7 +293,8 @@ def main() -> None:
     ap.add_argument("--data", action="append", default=None, help="a training file (repeatable)")
     ap.add_argument("--holdout", action="store_true", help="fit without --fold's questions")
     ap.add_argument("--fold", type=int, default=0)
-    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--out", default=None, help="default: compressors/data/extractive_head_rerank.json, "
+                                                "or extractive_head.json with --no-rerank")
     ap.add_argument("--no-rerank", action="store_true", help="no transformer rerank head")
     ap.add_argument("--rerank-documents", type=int, default=None,
                     help="how many documents' leads the transformer reads (default: compressors/rerank.py)")
@@ -306,7 +311,7 @@ def main() -> None:
     spec = fit(items, dense=None if args.no_rerank else engine.models.onnx_embedder().embed,
                documents=args.rerank_documents, lead_words=args.lead_words,
                cheap_sources={resolve(d).name for d in args.cheap_data} if args.cheap_data else None)
-    out = Path(args.out)
+    out = Path(args.out) if args.out else (OUT_CHEAP if args.no_rerank else OUT)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(spec, separators=(",", ":")) + "\n")
     print(f"wrote {out}")
