@@ -83,6 +83,22 @@ def test_the_unknown_model_flag_allows_a_fallback_count(monkeypatch, capsys):
     assert record["tokenizer"] == "cl100k_base" and record["tokenizer_fallback"] is True
 
 
+def test_method_options_from_the_command_line(monkeypatch, capsys):
+    monkeypatch.setenv("RAGPRESS_EMBEDDING_MODEL", "hashing")
+    docs = ["--doc", "Rip It Up is an album by Orange Juice.", "--doc", "Bread is baked daily.",
+            "--doc", "The band toured in spring."]
+    assert main(["compress", "--query", "who sang rip it up?", *docs, "--target-tokens", "40",
+                 "--option", "heads=rerank", "--option", "rerank_documents=2"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["stages"][0]["details"]["reranked"] == 2
+    assert main(["compress", "--query", "q?", *docs, "--target-tokens", "40", "--option", "heads=nq"]) == 1
+    assert "heads must be one of" in json.loads(capsys.readouterr().out)["error"]
+    assert main(["compress", "--query", "q?", *docs, "--target-tokens", "40", "--option", "heads"]) == 2
+    assert "--option takes KEY=VALUE" in capsys.readouterr().err
+    assert main(["compress", "--input", str(BATCH), "--target-tokens", "40", "--option", "heads=rerank"]) == 2
+    assert "--option applies to one request" in capsys.readouterr().err
+
+
 def test_cli_errors_are_clear(monkeypatch, capsys):
     monkeypatch.setenv("RAGPRESS_EMBEDDING_MODEL", "hashing")
     assert main(["compress", "--input", "/nonexistent.jsonl", "--target-tokens", "5"]) == 2

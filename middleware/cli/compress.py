@@ -50,12 +50,19 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
     defaults = batch.BatchDefaults(model=args.model, method=args.method,
                                    target_tokens=args.target_tokens, keep_ratio=args.keep_ratio)
+    options = _options(args.option or [])
     if args.input:
+        if options:
+            raise InvalidArgument("--option applies to one request; in a batch, give a line a pipeline of "
+                                  '{"method", "options"} stages')
         lines = common.read_lines(args.input)
     else:
         if args.query is None:
             raise InvalidArgument("give --input FILE.jsonl, or --query with --doc/--docs-json")
-        lines = [json.dumps(common.single_line(args))]
+        line = common.single_line(args)
+        if options:
+            line["pipeline"] = [{"method": args.method, "options": options}]
+        lines = [json.dumps(line)]
     compress = _compress_fn(args)
     out = open(args.output, "w", encoding="utf-8") if args.output and args.output != "-" else sys.stdout
     summary = batch.Summary()
@@ -77,6 +84,21 @@ def cmd_compress(args: argparse.Namespace) -> int:
     return 0 if summary.errors == 0 and summary.over_budget == 0 else 1
 
 
+def _options(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` flags as the method's options; a value is read as JSON when it parses
+    (numbers, booleans, lists), else kept as text."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidArgument(f"--option takes KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
 def add_commands(sub: "argparse._SubParsersAction") -> None:
     comp = sub.add_parser(
         "compress", help="compress one request (flags) or a JSONL batch (--input)",
@@ -86,6 +108,8 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     comp.add_argument("--input", metavar="FILE", help="batch JSONL file, one request a line ('-' for stdin)")
     comp.add_argument("--output", metavar="FILE", help="output JSONL file (default: stdout)")
     common.add_request_flags(comp, model="gpt-4o")
+    comp.add_argument("--option", action="append", metavar="KEY=VALUE",
+                      help="an option of the method (repeatable; JSON values), e.g. --option heads=rerank")
     comp.add_argument("--server", metavar="HOST:PORT", help="send to this gRPC address instead of running in-process")
     comp.add_argument("--timeout", type=float, default=60.0, help="seconds per request with --server")
     comp.set_defaults(func=cmd_compress)
