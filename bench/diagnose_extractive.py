@@ -38,12 +38,10 @@ BUDGETS = (150, 300)
 
 
 def sentence_cosine(job, seg, embed) -> np.ndarray:
-    """Cosine of the query with every unit as "title: sentence" (the ``cosine`` baseline's reading)."""
-    def titled(u):
-        title = job.documents[u.doc].title.strip()
-        return f"{title}: {u.text}" if title else u.text
+    """Cosine of the query with every unit as the ``cosine`` baseline reads it ("title: sentence")."""
+    from compressors.baselines import titled
 
-    vecs = embed([job.query, *(titled(u) for u in seg.units)])
+    vecs = embed([job.query, *(titled(job, u) for u in seg.units)])
     return (vecs[1:] @ vecs[0]).astype(np.float32)
 
 
@@ -95,7 +93,7 @@ def main() -> None:
         dense_doc = np.array([cos[doc_of == d].max() if (doc_of == d).any() else -1 for d in range(len(req.documents))])
         dense_rank = min(int((dense_doc > dense_doc[d]).sum()) for d in answer_docs)
         for name, heads in named.items():
-            scores = heads.score(job, seg, static, dense, opts.rerank_documents)
+            scores = heads.score(job, seg, static, dense, heads.rerank_documents)
             head_rank = min(int((scores.doc > scores.doc[d]).sum()) for d in answer_docs)
             eligible = [int(i) for i in scores.order if scores.unit[i] >= opts.min_probability
                         and scores.doc[seg.units[i].doc] >= opts.min_document_probability]

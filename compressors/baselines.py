@@ -28,7 +28,7 @@ class NoOptions:
     pass
 
 
-def _titled(job: CompressionJob, unit: packing.Unit) -> str:
+def titled(job: CompressionJob, unit: packing.Unit) -> str:
     title = job.documents[unit.doc].title.strip()
     return f"{title}: {unit.text}" if title else unit.text
 
@@ -58,7 +58,7 @@ class FirstSentences(_SentenceRanker):
 
 class BM25Sentences(_SentenceRanker):
     def priority(self, job, seg):
-        scores = lexical.bm25(job.query, [_titled(job, u) for u in seg.units])
+        scores = lexical.bm25(job.query, [titled(job, u) for u in seg.units])
         return [int(i) for i in np.argsort(-scores, kind="stable")]
 
 
@@ -67,7 +67,7 @@ class CosineSentences(_SentenceRanker):
         self.embedder = embedder
 
     def priority(self, job, seg):
-        vecs = self.embedder.embed([job.query, *(_titled(job, u) for u in seg.units)])
+        vecs = self.embedder.embed([job.query, *(titled(job, u) for u in seg.units)])
         return [int(i) for i in np.argsort(-(vecs[1:] @ vecs[0]), kind="stable")]
 
 

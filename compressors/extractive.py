@@ -43,8 +43,8 @@ class ExtractiveOptions:
     # of the likeliest documents are read by MiniLM).
     heads: str = "default"
     # How many of the likeliest documents' leads the transformer reads (0: the cheap heads
-    # alone; used only by heads trained with a rerank head).
-    rerank_documents: int = rerank.DOCUMENTS
+    # alone; None: as many as the heads were trained with; used only by heads with a rerank head).
+    rerank_documents: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("min_probability", "min_document_probability", "duplicate_threshold"):
@@ -53,7 +53,7 @@ class ExtractiveOptions:
                 raise InvalidArgument(f"method 'extractive': {name} must be in [0, 1], got {value}")
         if self.heads not in head.NAMED:
             raise InvalidArgument(f"method 'extractive': heads must be one of {sorted(head.NAMED)}, got {self.heads!r}")
-        if not 0 <= self.rerank_documents <= rerank.MAX_DOCUMENTS:
+        if self.rerank_documents is not None and not 0 <= self.rerank_documents <= rerank.MAX_DOCUMENTS:
             raise InvalidArgument(f"method 'extractive': rerank_documents must be in [0, {rerank.MAX_DOCUMENTS}], "
                                   f"got {self.rerank_documents}")
 
@@ -64,8 +64,9 @@ class ExtractiveCompressor(Compressor):
         self.options = options
         self.embed = embed
         self.heads = head.load(head.NAMED[options.heads])
+        self.documents = self.heads.rerank_documents if options.rerank_documents is None else options.rerank_documents
         # The transformer is loaded only when the heads have a rerank head to use it.
-        wanted = dense is not None and self.heads.rerank is not None and options.rerank_documents > 0
+        wanted = dense is not None and self.heads.rerank is not None and self.documents > 0
         self.dense = dense().embed if wanted else None
 
     def compress(self, job: CompressionJob) -> StageOutput:
@@ -73,7 +74,7 @@ class ExtractiveCompressor(Compressor):
         if not seg.units:
             return StageOutput((), {"units_total": 0, "units_kept": 0, "relevant": False})
         opts = self.options
-        scores = self.heads.score(job, seg, self.embed, self.dense, opts.rerank_documents)
+        scores = self.heads.score(job, seg, self.embed, self.dense, self.documents)
         prob, doc_best = scores.unit, scores.doc
         eligible = [int(i) for i in scores.order
                     if prob[i] >= opts.min_probability and doc_best[seg.units[i].doc] >= opts.min_document_probability]

@@ -75,7 +75,7 @@ class DocumentScores(NamedTuple):
 
 
 # Inside Heads, ``rerank`` names the head, not the module.
-_LEAD_WORDS = rerank.LEAD_WORDS
+_LEAD_WORDS, _DOCUMENTS = rerank.LEAD_WORDS, rerank.DOCUMENTS
 
 # The pair posterior's second temperature; training and serving must agree.
 SOFT_TEMPERATURE = 3.0
@@ -88,7 +88,9 @@ class Heads:
     pair: Logistic | Forest
     unit: Logistic | Forest
     rerank: Logistic | Forest | None = None  # absent in heads trained without a transformer pass
-    # Words of each candidate document's text the transformer reads, as the rerank head was trained.
+    # How many documents' leads the transformer reads, and how many words of each, as the
+    # rerank head was trained (a request may read fewer or more documents).
+    rerank_documents: int = _DOCUMENTS
     lead_words: int = _LEAD_WORDS
 
     def documents(self, ctx: features.Context) -> DocumentScores:
@@ -117,7 +119,6 @@ class Heads:
         cos = rerank.lead_cosine(job, chosen, dense, self.lead_words)
         prob[units] = self.rerank(rerank.rerank_features(ctx.doc_of, units, logits, doc_prob, chosen, cos, ctx.cos_u))
         # A candidate document is as likely as its likeliest unit now says.
-        doc_prob = doc_prob.copy()
         for d in chosen:
             doc_prob[d] = float(prob[ctx.doc_of == d].max()) if (ctx.doc_of == d).any() else doc_prob[d]
         rest = order[~np.isin(order, units)]  # in cheap order
@@ -140,7 +141,8 @@ def from_spec(spec: dict) -> Heads:
              for name, names in (("doc1", features.DOC_FEATURES_1), ("doc2", features.DOC_FEATURES_2),
                                  ("pair", features.PAIR_FEATURES), ("unit", features.UNIT_FEATURES),
                                  ("rerank", rerank.RERANK_FEATURES)) if name in spec}
-    return Heads(**heads, lead_words=int(spec.get("rerank_lead_words", rerank.LEAD_WORDS)))
+    return Heads(**heads, rerank_documents=int(spec.get("rerank_documents", rerank.DOCUMENTS)),
+                 lead_words=int(spec.get("rerank_lead_words", rerank.LEAD_WORDS)))
 
 
 _LOADERS = {"logistic": Logistic.from_json, "forest": Forest.from_json}

@@ -313,7 +313,8 @@ def onnx_embedder(model_dir: str, cache_dir: Path, threads: int = 1) -> CachedEm
                 raise Unavailable(f"building the int8 ONNX MiniLM needs {exc.name or 'onnx'}: "
                                   f"pip install onnx==1.23.2") from exc
     options = ort.SessionOptions()
-    # One thread: the service runs requests in parallel, and a request reads few sentences.
+    # One thread by default (setting onnx_threads): the service runs requests in parallel,
+    # and a request reads few texts.
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
