@@ -2,10 +2,10 @@
 
 Each sentence unit is judged with its document (compressors/features.py: lexical,
 static-embedding, structural and multi-hop bridge signals) by a small trained head
-(compressors/head.py) that gives the probability that it is evidence; with the
-``rerank`` heads, the leads of the likeliest documents are then read by a real
-transformer (all-MiniLM-L6-v2, int8 ONNX) and their units judged again
-(compressors/rerank.py). Then:
+(compressors/head.py) that gives the probability that it is evidence; the leads of
+the likeliest documents are then read by a real transformer (all-MiniLM-L6-v2, int8
+ONNX) and their units judged again (compressors/rerank.py; not with the ``fast``
+heads). Then:
 documents whose best unit is hopeless are dropped whole, near-duplicate units
 across documents are kept once, and units are packed by probability under the
 exact ceiling, stopping early when the rest is unlikely to matter (adaptive: the
@@ -15,7 +15,9 @@ unless ``reorder`` asks to put the strongest documents at the edges.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -23,8 +25,10 @@ import numpy as np
 from compressors import head, lexical, packing, rerank
 from compressors.base import CompressionJob, Compressor, StageOutput, parse_options
 from compressors.registry import register
-from middleware.errors import InvalidArgument
+from middleware.errors import InvalidArgument, Unavailable
 from middleware.models import ModelRegistry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,9 +42,9 @@ class ExtractiveOptions:
     duplicate_threshold: float = 0.8
     # Put the most relevant documents first and last (against lost-in-the-middle).
     reorder: bool = False
-    # Which trained heads judge the units (compressors/head.py NAMED): "default" (multi-hop
-    # paragraphs, no transformer pass) or "rerank" (single-hop retrieved passages: the leads
-    # of the likeliest documents are read by MiniLM).
+    # Which trained heads judge the units (compressors/head.py NAMED): "default" (the leads of
+    # the likeliest documents are read by MiniLM; "rerank" is the same) or "fast" (HotpotQA-trained
+    # cheap heads, no transformer pass).
     heads: str = "default"
     # How many of the likeliest documents' leads the transformer reads (0: the cheap heads
     # alone; None: as many as the heads were trained with; used only by heads with a rerank head).
@@ -65,9 +69,10 @@ class ExtractiveCompressor(Compressor):
         self.embed = embed
         self.heads = head.load(head.NAMED[options.heads])
         self.documents = self.heads.rerank_documents if options.rerank_documents is None else options.rerank_documents
-        # The transformer is loaded only when the heads have a rerank head to use it.
+        # The transformer is loaded only when the heads have a rerank head to use it; where it
+        # cannot be (ONNX Runtime missing or its model not buildable), the cheap heads serve alone.
         wanted = dense is not None and self.heads.rerank is not None and self.documents > 0
-        self.dense = dense().embed if wanted else None
+        self.dense = _dense_or_none(dense) if wanted else None
 
     def compress(self, job: CompressionJob) -> StageOutput:
         seg = packing.segment(job.documents)
@@ -76,8 +81,11 @@ class ExtractiveCompressor(Compressor):
         opts = self.options
         scores = self.heads.score(job, seg, self.embed, self.dense, self.documents)
         prob, doc_best = scores.unit, scores.doc
+        # The thresholds read the floors: a rerank reorders the units the cheap heads keep, never drops them.
+        keep = prob if scores.floor is None else scores.floor
+        doc_keep = doc_best if scores.doc_floor is None else scores.doc_floor
         eligible = [int(i) for i in scores.order
-                    if prob[i] >= opts.min_probability and doc_best[seg.units[i].doc] >= opts.min_document_probability]
+                    if keep[i] >= opts.min_probability and doc_keep[seg.units[i].doc] >= opts.min_document_probability]
         if not job.query.strip():
             # No query to judge against: leading units first, document by document.
             eligible = sorted(range(len(seg.units)), key=lambda i: (seg.units[i].index, seg.units[i].doc))
@@ -88,12 +96,25 @@ class ExtractiveCompressor(Compressor):
             details["reordered"] = True
         details.update({
             "duplicates_removed": duplicates,
-            "documents_filtered": int(sum(doc_best < opts.min_document_probability)),
+            "documents_filtered": int(sum(doc_keep < opts.min_document_probability)),
             "max_probability": round(float(prob.max()), 4),
             "relevant": bool(prob.max() >= opts.min_probability),
             "reranked": scores.reranked,
         })
         return StageOutput(docs, details)
+
+
+def _dense_or_none(dense: Callable[[], Any]) -> Callable | None:
+    try:
+        return dense().embed
+    except Unavailable as exc:
+        _warn_once(f"extractive: {exc}; the cheap heads serve without the MiniLM rerank")
+        return None
+
+
+@lru_cache(maxsize=None)
+def _warn_once(message: str) -> None:
+    log.warning(message)
 
 
 def _drop_duplicates(seg: packing.Segmented, order: list[int], threshold: float) -> tuple[list[int], int]:

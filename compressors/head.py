@@ -22,14 +22,18 @@ from compressors import features, packing, rerank
 from compressors.base import CompressionJob
 from compressors.trees import Forest, expect_features
 
-HEAD_PATH = Path(__file__).resolve().parent / "data" / "extractive_head.json"
+HEAD_PATH = Path(__file__).resolve().parent / "data" / "extractive_head_rerank.json"
+FAST_PATH = HEAD_PATH.with_name("extractive_head.json")
 # The heads files a request may name (the extractive method's ``heads`` option).
 NAMED = {
-    # Cheap heads trained on HotpotQA: multi-hop paragraphs; milliseconds, no transformer pass.
+    # Cheap heads and the lead rerank head, trained on HotpotQA, NQ and HotpotQA's rebuilt
+    # distractor setting: multi-hop paragraphs and single-hop retrieved passages alike (MODEL_CARD.md).
     "default": HEAD_PATH,
-    # Cheap heads and the lead rerank head trained on HotpotQA, NQ and HotpotQA's rebuilt
-    # distractor setting: single-hop retrieved passages (MODEL_CARD.md).
-    "rerank": HEAD_PATH.with_name("extractive_head_rerank.json"),
+    # The same file under the name it had while it was opt-in.
+    "rerank": HEAD_PATH,
+    # Cheap heads trained on HotpotQA alone, no transformer pass: a few milliseconds faster,
+    # as good on multi-hop paragraphs, far worse on single-hop retrieved passages.
+    "fast": FAST_PATH,
 }
 
 
@@ -66,6 +70,10 @@ class Scores:
     doc: np.ndarray    # probability that each document holds evidence (alone, or in the best pairs)
     order: np.ndarray  # units by priority: the reranked candidates first, then the rest by probability
     reranked: int = 0  # how many documents' leads the transformer read
+    # What the eligibility thresholds read: the larger of the cheap and the reranked probability,
+    # so that a rerank reorders what the cheap heads would keep but never drops it (None: ``unit``).
+    floor: np.ndarray | None = None
+    doc_floor: np.ndarray | None = None
 
 
 class DocumentScores(NamedTuple):
@@ -116,6 +124,7 @@ class Heads:
             return Scores(prob, doc_prob, order)
         chosen = rerank.candidate_documents(doc_prob, documents)
         units = rerank.candidate_units(seg, chosen)
+        cheap, cheap_doc = prob.copy(), doc_prob.copy()
         cos = rerank.lead_cosine(job, chosen, dense, self.lead_words)
         prob[units] = self.rerank(rerank.rerank_features(ctx.doc_of, units, logits, doc_prob, chosen, cos, ctx.cos_u))
         # A candidate document is as likely as its likeliest unit now says.
@@ -123,7 +132,7 @@ class Heads:
             doc_prob[d] = float(prob[ctx.doc_of == d].max()) if (ctx.doc_of == d).any() else doc_prob[d]
         rest = order[~np.isin(order, units)]  # in cheap order
         order = np.concatenate([units[np.argsort(-prob[units], kind="stable")], rest])
-        return Scores(prob, doc_prob, order, len(chosen))
+        return Scores(prob, doc_prob, order, len(chosen), np.maximum(prob, cheap), np.maximum(doc_prob, cheap_doc))
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

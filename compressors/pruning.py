@@ -79,7 +79,7 @@ class WordPruner(Compressor):
         self.models = models
         self.pattern = keep.compile_patterns(options.keep_patterns, options.keep_terms, self.name)
         self.coarse = None if options.coarse == "none" else registry.create(options.coarse, {}, models)
-        self.heads = head.load()
+        self.heads = head.load(head.FAST_PATH)
 
     @abstractmethod
     def information(self, job: CompressionJob, docs: Sequence[Prepared]) -> list[np.ndarray]:

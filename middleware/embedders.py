@@ -196,6 +196,13 @@ def build_table(model_dir: str, batch: int = 512) -> np.ndarray:
     return out
 
 
+# Control characters that Python's str.split() treats as whitespace but BERT's normaliser
+# deletes (joining the words around them): a text holding one is tokenized whole.
+_JOINING = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
+# Words whose ids the static embedder memoises (cleared when full).
+WORD_MEMO = 500_000
+
+
 class StaticEmbedder:
     """Sentence vectors from the static token table (L2-normalised float32)."""
 
@@ -206,6 +213,7 @@ class StaticEmbedder:
         self._tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
         self._tok.no_padding()
         self._tok.no_truncation()
+        self._word_ids: dict[str, np.ndarray] = {}
         path = cache_dir / f"static-minilm-v{VERSION}.npy"
         with _table_lock:
             if path.exists():
@@ -233,10 +241,41 @@ class StaticEmbedder:
     def dim(self) -> int:
         return self._table.shape[1]
 
+    def token_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Each text's WordPiece ids, as the tokenizer gives them for the whole text.
+
+        BERT's tokenizer reads each whitespace-separated word on its own, so the ids of a
+        word are memoised (a request repeats its documents' words in its units, and words
+        recur across requests): only words not seen before are tokenized. Texts holding a
+        control character that Python splits on but BERT deletes are tokenized whole.
+        """
+        words = [None if _JOINING.search(t) else t.split() for t in texts]
+        memo = self._word_ids
+        missing = list({w for ws in words if ws for w in ws if w not in memo})
+        if missing:
+            if len(memo) + len(missing) > WORD_MEMO:
+                memo.clear()
+            for word, enc in zip(missing, self._tok.encode_batch(missing, add_special_tokens=False)):
+                memo[word] = np.asarray(enc.ids, dtype=np.int64)
+        out = []
+        for text, ws in zip(texts, words):
+            if ws is None:
+                out.append(np.asarray(self._tok.encode(text, add_special_tokens=False).ids, dtype=np.int64))
+            else:
+                parts = [memo.get(w) for w in ws]
+                if any(p is None for p in parts):  # another thread cleared the memo meanwhile
+                    parts = [np.asarray(self._tok.encode(w, add_special_tokens=False).ids, dtype=np.int64)
+                             if p is None else p for w, p in zip(ws, parts)]
+                out.append(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
+        return out
+
+    def clear_cache(self) -> None:
+        """Forget the memoised word ids (benchmarks: each run tokenizes its words afresh)."""
+        self._word_ids.clear()
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, enc in enumerate(self._tok.encode_batch(list(texts), add_special_tokens=False)):
-            ids = np.asarray(enc.ids, dtype=np.int64)
+        for row, ids in enumerate(self.token_ids(texts)):
             if ids.size == 0:
                 continue
             w = self._weight[ids]
@@ -341,8 +380,9 @@ if __name__ == "__main__":
     configure_offline()
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else Settings().resolved_cache_dir()
     StaticEmbedder(default_embedding_path(), target)
-    # The int8 ONNX MiniLM embeds demonstration pools and their inputs (and serves the
-    # opt-in rerank head); where ONNX Runtime is missing, pools use the torch model.
+    # The int8 ONNX MiniLM embeds demonstration pools and their inputs and reads the
+    # extractive method's leads; where ONNX Runtime is missing, pools use the torch model
+    # and extractive serves without its rerank.
     try:
         onnx_embedder(default_embedding_path(), target)
         built = "static MiniLM table and int8 ONNX MiniLM"

@@ -84,9 +84,9 @@ class Settings:
     # barrier stalls when the CPU is shared with other busy processes.
     local_threads: int = 0
     # ONNX Runtime intra-op threads of the int8 MiniLM (demonstration pools, the extractive
-    # rerank heads' reading of passage leads). 1 suits a service running requests in
-    # parallel; 2 read 8 leads in 36 ms instead of 56 alone, but did not lower the rerank
-    # heads' request p50 on this shared 2-core machine (README, NQ benchmark).
+    # method's reading of passage leads). 1 suits a service running requests in
+    # parallel; 2 read 8 leads in 36 ms instead of 56 alone, but did not lower the extractive
+    # request p50 on this shared 2-core machine (README, NQ benchmark).
     onnx_threads: int = 1
     # Default max new tokens for local generation when the request sets none.
     local_max_new_tokens: int = 256

@@ -88,14 +88,17 @@ def test_method_options_from_the_command_line(monkeypatch, capsys):
     docs = ["--doc", "Rip It Up is an album by Orange Juice.", "--doc", "Bread is baked daily.",
             "--doc", "The band toured in spring."]
     assert main(["compress", "--query", "who sang rip it up?", *docs, "--target-tokens", "40",
-                 "--option", "heads=rerank", "--option", "rerank_documents=2"]) == 0
+                 "--option", "rerank_documents=2"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["stages"][0]["details"]["reranked"] == 2
+    assert main(["compress", "--query", "who sang rip it up?", *docs, "--target-tokens", "40",
+                 "--option", "heads=fast"]) == 0
+    assert json.loads(capsys.readouterr().out)["stages"][0]["details"]["reranked"] == 0
     assert main(["compress", "--query", "q?", *docs, "--target-tokens", "40", "--option", "heads=nq"]) == 1
     assert "heads must be one of" in json.loads(capsys.readouterr().out)["error"]
     assert main(["compress", "--query", "q?", *docs, "--target-tokens", "40", "--option", "heads"]) == 2
     assert "--option takes KEY=VALUE" in capsys.readouterr().err
-    assert main(["compress", "--input", str(BATCH), "--target-tokens", "40", "--option", "heads=rerank"]) == 2
+    assert main(["compress", "--input", str(BATCH), "--target-tokens", "40", "--option", "heads=fast"]) == 2
     assert "--option applies to one request" in capsys.readouterr().err
 
 

@@ -254,18 +254,54 @@ def test_the_int8_onnx_minilm_agrees_with_sentence_transformers(real_engine):
     assert (fast[1] @ fast[0] > fast[2] @ fast[0]) and (full[1] @ full[0] > full[2] @ full[0])
 
 
-def test_the_rerank_heads_are_named_by_an_option_and_read_leads(fast_engine):
+def test_the_default_heads_read_leads_and_the_fast_heads_do_not(fast_engine):
     from compressors import head
     from middleware.errors import InvalidArgument
 
     with pytest.raises(InvalidArgument, match="heads must be one of"):
         fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"heads": "nq"})])
     default = fast_engine.compress(NQ_QUERY, NQ_LIKE, 80)
-    res = fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"heads": "rerank"})])
-    assert default.stages[0].details["reranked"] == 0
-    trained = load(head.NAMED["rerank"]).rerank_documents  # as the heads were trained: 8
-    assert trained == 8 and res.stages[0].details["reranked"] == min(len(NQ_LIKE), trained)
-    assert 0 < res.compressed_tokens <= 80
+    fast = fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"heads": "fast"})])
+    alias = fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"heads": "rerank"})])
+    assert fast.stages[0].details["reranked"] == 0
+    trained = load(head.NAMED["default"]).rerank_documents  # as the heads were trained: 8
+    assert trained == 8 and default.stages[0].details["reranked"] == min(len(NQ_LIKE), trained)
+    assert alias.context == default.context  # "rerank" names the default heads (it was opt-in before)
+    assert 0 < default.compressed_tokens <= 80 and 0 < fast.compressed_tokens <= 80
+
+
+def test_a_rerank_reorders_what_the_cheap_heads_keep_but_never_drops_it(fast_engine):
+    job, seg = _nq_job(fast_engine)
+    heads, embed = _with_rerank(), fast_engine.models.static_embedder().embed
+
+    def contrary(texts):  # the transformer likes every lead but the one the cheap heads like best
+        out = np.zeros((len(texts), 2), np.float32)
+        out[:, 0] = 1.0
+        out[1] = [0.0, 1.0]
+        return out
+
+    cheap = heads.score(job, seg, embed)
+    read = heads.score(job, seg, embed, contrary, 4)
+    assert read.reranked == 4
+    demoted = np.flatnonzero(read.unit < cheap.unit - 1e-6)
+    assert len(demoted)  # the rerank did lower some units' probability ...
+    assert np.all(read.floor >= cheap.unit - 1e-6) and np.all(read.doc_floor >= cheap.doc - 1e-6)  # ... not the floor
+
+
+def test_without_onnx_runtime_the_cheap_heads_serve_and_say_so(fast_engine, caplog):
+    from compressors.extractive import ExtractiveCompressor, ExtractiveOptions
+    from compressors.base import CompressionJob
+    from middleware.errors import Unavailable
+
+    def missing():  # what ModelRegistry.onnx_embedder raises where ONNX Runtime cannot be imported
+        raise Unavailable("the int8 ONNX MiniLM needs onnxruntime")
+
+    with caplog.at_level("WARNING"):
+        method = ExtractiveCompressor(ExtractiveOptions(), fast_engine.models.static_embedder().embed, missing)
+    assert method.dense is None and "without the MiniLM rerank" in caplog.text
+    req = fast_engine.request(NQ_QUERY, NQ_LIKE, 60)
+    out = method.compress(CompressionJob(req.query, req.documents, 60, fast_engine.models.tokenizers.get(req.model)))
+    assert out.details["reranked"] == 0 and out.documents
 
 
 def test_the_shipped_rerank_heads_were_trained_as_their_card_says():
@@ -276,4 +312,22 @@ def test_the_shipped_rerank_heads_were_trained_as_their_card_says():
     spec = json.loads(head.NAMED["rerank"].read_text())
     assert spec["rerank_documents"] == 8 and spec["rerank_lead_words"] == 32
     assert "hotpot_distractor_dev100.jsonl" not in spec["trained_on"] and "nq_hybrid_dev.jsonl" not in spec["trained_on"]
-    assert load(head.NAMED["rerank"]).rerank is not None and load().rerank is None
+    assert load().rerank is not None and load(head.NAMED["fast"]).rerank is None
+
+
+@pytest.mark.slow
+def test_the_static_embedders_word_memo_gives_the_ids_of_the_whole_text(real_engine):
+    static = real_engine.models.static_embedder()
+    texts = ["Rip It Up (1982 album), by Orange Juice.", "Ünïcödé naïve café émigré's", "北京是中国的首都。东京 Tokyo",
+             "a\tb\nc\rd x\u00a0y p\u2028q", "v\x0bw\x0cx\x1cy\x85z", "soft\u00adhyphen zero\u200bwidth", "3.5km 1,234 US$ 12°C",
+             "", "   ", "don't-stop"]
+    static.clear_cache()
+    first = static.token_ids(texts)
+    again = static.token_ids(texts)  # every word memoised now
+    for text, a, b in zip(texts, first, again):
+        whole = static._tok.encode(text, add_special_tokens=False).ids
+        assert a.tolist() == whole and b.tolist() == whole, text
+    assert static._word_ids
+    vectors = static.embed(texts[:2])
+    static.clear_cache()
+    assert not static._word_ids and np.allclose(static.embed(texts[:2]), vectors)

@@ -109,7 +109,7 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     comp.add_argument("--output", metavar="FILE", help="output JSONL file (default: stdout)")
     common.add_request_flags(comp, model="gpt-4o")
     comp.add_argument("--option", action="append", metavar="KEY=VALUE",
-                      help="an option of the method (repeatable; JSON values), e.g. --option heads=rerank")
+                      help="an option of the method (repeatable; JSON values), e.g. --option heads=fast")
     comp.add_argument("--server", metavar="HOST:PORT", help="send to this gRPC address instead of running in-process")
     comp.add_argument("--timeout", type=float, default=60.0, help="seconds per request with --server")
     comp.set_defaults(func=cmd_compress)
