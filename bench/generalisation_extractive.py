@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/generalisation_extractive.py [--no-rerank] [--out PATH]
 
-Fits the heads three times: on HotpotQA's training file only
-(hotpot_retrieved_500), on NQ's only (nq_hybrid_train), and on both, each with
+Fits the heads three times: on HotpotQA's training data only (hotpot_retrieved_500
+and its distractor setting rebuilt from it, bench/distractor_setting.py), on NQ's
+only (nq_hybrid_train), and on both (the shipped heads' data), each with
 the rerank head unless ``--no-rerank``, then compresses both dev files
 (hotpot_distractor_dev100, nq_hybrid_dev) at 150/300/600 tokens with each
 (``--no-rerank``: the cheap heads alone, the committed heads' configuration; NQ
@@ -24,7 +25,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-TRAIN = {"hotpotqa": "hotpotqa/hotpot_retrieved_500.jsonl", "nq": "nq/nq_hybrid_train.jsonl"}
+TRAIN = {"hotpotqa": ("hotpotqa/hotpot_retrieved_500.jsonl", "derived:hotpot_train_distractor"),
+         "nq": ("nq/nq_hybrid_train.jsonl",)}
 DEV = {"hotpotqa": "hotpotqa/hotpot_distractor_dev100.jsonl", "nq": "nq/nq_hybrid_dev.jsonl"}
 SETS = {"HotpotQA only": ("hotpotqa",), "NQ only": ("nq",), "both": ("hotpotqa", "nq")}
 BUDGETS = (150, 300, 600)
@@ -54,7 +56,7 @@ def main() -> None:
     from compressors import head
     from hotpot_to_batch import convert, read_rows, resolve
     from middleware.library import Ragpress
-    from train_extractive_head import build_items, fit
+    from train_extractive_head import build_items, fit, training_files
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(HERE / "results" / "generalisation_extractive.json"))
@@ -64,12 +66,13 @@ def main() -> None:
     engine = Ragpress()
     dense = None if args.no_rerank else engine.models.onnx_embedder().embed
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
-    items = build_items([resolve(TRAIN[k]) for k in ("hotpotqa", "nq")], engine, log=log)
-    source = {k: resolve(v).name for k, v in TRAIN.items()}
+    files = {k: training_files(names) for k, names in TRAIN.items()}
+    items = build_items([f for k in ("hotpotqa", "nq") for f in files[k]], engine, log=log)
+    source = {k: {f.name for f in fs} for k, fs in files.items()}
     dev = {k: [convert(r, None) for r in read_rows(resolve(v))] for k, v in DEV.items()}
     results = {}
     for name, kinds in SETS.items():
-        chosen = [it for it in items if it.source in {source[k] for k in kinds}]
+        chosen = [it for it in items if any(it.source in source[k] for k in kinds)]
         heads = head.from_spec(fit(chosen, log=lambda *a: None, dense=dense))
         results[name] = {k: evaluate(engine, heads, pairs) for k, pairs in dev.items()}
         log(f"{name} done: " + json.dumps(results[name]))

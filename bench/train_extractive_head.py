@@ -53,6 +53,10 @@ OUT_CHEAP = OUT.with_name("extractive_head.json")
 
 
 FOLDS = 5  # by question (SHA-1 of the id); fold 0 is the validation split
+# scikit-learn stops boosting early on a random tenth of the rows (above 10,000 rows), so
+# the trees then depend on the rows' order (which files come first); off, every forest
+# has its 200 trees whatever the order. The fast heads were fitted with it on (--early-stopping).
+EARLY_STOPPING = False
 
 
 def train(kind, x, y, names):
@@ -62,7 +66,8 @@ def train(kind, x, y, names):
 
         from compressors.trees import Forest
 
-        model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_depth=3, random_state=0)
+        model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_depth=3, random_state=0,
+                                               early_stopping="auto" if EARLY_STOPPING else False)
         return Forest.from_sklearn(model.fit(x, y), names)
     from sklearn.linear_model import LogisticRegression
 
@@ -180,6 +185,9 @@ def fit(items: list[Item], log=print, dense=None, documents: int | None = None,
     from compressors import features, rerank
     from compressors.head import SOFT_TEMPERATURE
 
+    # One canonical order (by file name, then question id): the fit does not depend on the
+    # order the files were named in (float sums and the pair head's solver follow row order).
+    items = sorted(items, key=lambda it: (it.source, str(it.request[1]["id"])))
     every = items
     if cheap_sources:
         items = [it for it in items if it.source in cheap_sources]
@@ -302,7 +310,11 @@ def main() -> None:
                     help="words of each candidate document the transformer reads (default: compressors/rerank.py)")
     ap.add_argument("--cheap-data", action="append", default=None,
                     help="fit the cheap heads on this training file only (repeatable; the rerank head on all)")
+    ap.add_argument("--early-stopping", action="store_true",
+                    help="let scikit-learn stop boosting early (how the fast heads were fitted)")
     args = ap.parse_args()
+    global EARLY_STOPPING
+    EARLY_STOPPING = args.early_stopping
     engine = Ragpress()
     items = build_items(training_files(args.data or TRAINING_FILES), engine)
     if args.holdout:
