@@ -95,8 +95,7 @@ def main() -> None:
         for name, heads in named.items():
             scores = heads.score(job, seg, static, dense, heads.rerank_documents)
             head_rank = min(int((scores.doc > scores.doc[d]).sum()) for d in answer_docs)
-            eligible = [int(i) for i in scores.order if scores.unit[i] >= opts.min_probability
-                        and scores.doc[seg.units[i].doc] >= opts.min_document_probability]
+            eligible = scores.eligible(seg, opts.min_probability, opts.min_document_probability)
             for budget in BUDGETS:
                 t, job_b = tally[name, budget], CompressionJob(req.query, req.documents, budget, tok)
                 ext_docs, _ = packing.pack(job_b, seg, eligible)

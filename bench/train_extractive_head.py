@@ -258,9 +258,7 @@ def fit(items: list[Item], log=print, dense=None, documents: int | None = None,
 
         heads = from_spec(spec)
         for it in others:
-            docs = heads.documents(it.ctx)
-            z = heads.unit.logit(features.unit_features(it.ctx, docs.alone, docs.share, docs.soft_share))
-            cheap[id(it)] = (z, np.maximum(docs.alone, docs.share))
+            cheap[id(it)] = heads.cheap(it.ctx)
     return rerank_stage(every, cheap, spec, dense, documents or rerank.DOCUMENTS, lead_words or rerank.LEAD_WORDS, log)
 
 

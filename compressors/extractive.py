@@ -82,10 +82,7 @@ class ExtractiveCompressor(Compressor):
         scores = self.heads.score(job, seg, self.embed, self.dense, self.documents)
         prob, doc_best = scores.unit, scores.doc
         # The thresholds read the floors: a rerank reorders the units the cheap heads keep, never drops them.
-        keep = prob if scores.floor is None else scores.floor
-        doc_keep = doc_best if scores.doc_floor is None else scores.doc_floor
-        eligible = [int(i) for i in scores.order
-                    if keep[i] >= opts.min_probability and doc_keep[seg.units[i].doc] >= opts.min_document_probability]
+        eligible = scores.eligible(seg, opts.min_probability, opts.min_document_probability)
         if not job.query.strip():
             # No query to judge against: leading units first, document by document.
             eligible = sorted(range(len(seg.units)), key=lambda i: (seg.units[i].index, seg.units[i].doc))
@@ -96,7 +93,7 @@ class ExtractiveCompressor(Compressor):
             details["reordered"] = True
         details.update({
             "duplicates_removed": duplicates,
-            "documents_filtered": int(sum(doc_keep < opts.min_document_probability)),
+            "documents_filtered": int(sum(scores.doc_floor < opts.min_document_probability)),
             "max_probability": round(float(prob.max()), 4),
             "relevant": bool(prob.max() >= opts.min_probability),
             "reranked": scores.reranked,

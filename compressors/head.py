@@ -69,11 +69,16 @@ class Scores:
     unit: np.ndarray   # probability that each unit is evidence
     doc: np.ndarray    # probability that each document holds evidence (alone, or in the best pairs)
     order: np.ndarray  # units by priority: the reranked candidates first, then the rest by probability
-    reranked: int = 0  # how many documents' leads the transformer read
     # What the eligibility thresholds read: the larger of the cheap and the reranked probability,
-    # so that a rerank reorders what the cheap heads would keep but never drops it (None: ``unit``).
-    floor: np.ndarray | None = None
-    doc_floor: np.ndarray | None = None
+    # so that a rerank reorders what the cheap heads would keep but never drops it.
+    floor: np.ndarray
+    doc_floor: np.ndarray
+    reranked: int = 0  # how many documents' leads the transformer read
+
+    def eligible(self, seg: packing.Segmented, min_probability: float, min_document_probability: float) -> list[int]:
+        """Units in priority order whose floor and whose document's floor clear the thresholds."""
+        return [int(i) for i in self.order if self.floor[i] >= min_probability
+                and self.doc_floor[seg.units[i].doc] >= min_document_probability]
 
 
 class DocumentScores(NamedTuple):
@@ -109,19 +114,24 @@ class Heads:
         return DocumentScores(alone, features.pair_marginals(len(alone), pairs, logits),
                               features.pair_marginals(len(alone), pairs, logits / SOFT_TEMPERATURE))
 
+    def cheap(self, ctx: features.Context) -> tuple[np.ndarray, np.ndarray]:
+        """Heads 1-4 alone: every unit's logit and every document's probability (alone, or in
+        the best pairs): what the rerank head reads, in training as in serving."""
+        docs = self.documents(ctx)
+        logits = self.unit.logit(features.unit_features(ctx, docs.alone, docs.share, docs.soft_share))
+        return logits, np.maximum(docs.alone, docs.share)
+
     def score(self, job: CompressionJob, seg: packing.Segmented, embed: Callable,
               dense: Callable | None = None, documents: int = 0) -> Scores:
         """Every unit's probability; with ``dense`` (a real sentence embedder) and a rerank head,
         the units of the ``documents`` likeliest documents are judged again from their leads'
         real cosines (compressors/rerank.py)."""
         ctx = features.prepare(job, seg, embed)
-        docs = self.documents(ctx)
-        logits = self.unit.logit(features.unit_features(ctx, docs.alone, docs.share, docs.soft_share))
+        logits, doc_prob = self.cheap(ctx)
         prob = _sigmoid(logits)
-        doc_prob = np.maximum(docs.alone, docs.share)
         order = np.argsort(-logits, kind="stable")
         if self.rerank is None or dense is None or documents <= 0:
-            return Scores(prob, doc_prob, order)
+            return Scores(prob, doc_prob, order, prob, doc_prob)
         chosen = rerank.candidate_documents(doc_prob, documents)
         units = rerank.candidate_units(seg, chosen)
         cheap, cheap_doc = prob.copy(), doc_prob.copy()
@@ -132,7 +142,7 @@ class Heads:
             doc_prob[d] = float(prob[ctx.doc_of == d].max()) if (ctx.doc_of == d).any() else doc_prob[d]
         rest = order[~np.isin(order, units)]  # in cheap order
         order = np.concatenate([units[np.argsort(-prob[units], kind="stable")], rest])
-        return Scores(prob, doc_prob, order, len(chosen), np.maximum(prob, cheap), np.maximum(doc_prob, cheap_doc))
+        return Scores(prob, doc_prob, order, np.maximum(prob, cheap), np.maximum(doc_prob, cheap_doc), len(chosen))
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
