@@ -33,19 +33,24 @@ def parse_option(text: str):
 
 
 def crossvalidate(items, engine, variants: list[dict], fit, log=print, dense=None,
-                  cheap_sources: set[str] | None = None, lead_words: int | None = None) -> list[dict]:
+                  cheap_sources: set[str] | None = None, lead_words: int | None = None, reading=None) -> list[dict]:
     """For each option set in ``variants``: per source file and budget, the figures of the questions of
     ``items`` judged by heads fitted without their fold (with a rerank head when ``dense``, the real
-    embedder, is given). The heads are fitted once per fold and shared by the variants."""
+    embedder, is given, reading the documents ``reading`` chooses, or exactly the first variant's
+    ``rerank_documents`` where it names them). The heads are fitted once per fold and shared by the variants."""
     from compressors import head
     from metrics import Tally
     from middleware.types import Stage
 
     tallies: list[dict] = [{} for _ in variants]
+    from compressors import rerank
+
     real_load = head.load
+    if variants[0].get("rerank_documents") is not None:
+        reading = rerank.Reading(variants[0]["rerank_documents"])
     for held_out in sorted({it.fold for it in items}):
         spec = fit([it for it in items if it.fold != held_out], log=lambda *a: None, dense=dense,
-                   documents=variants[0].get("rerank_documents"), cheap_sources=cheap_sources,
+                   reading=reading, cheap_sources=cheap_sources,
                    lead_words=lead_words)
         heads = head.from_spec(spec)
         head.load = lambda *a, **k: heads  # the method's factory reads the heads through load()
@@ -76,7 +81,7 @@ def parse_grid(text: str):
 def main() -> None:
     from hotpot_to_batch import resolve
     from middleware.library import Ragpress
-    from train_extractive_head import TRAINING_FILES, build_items, fit, training_files
+    from train_extractive_head import TRAINING_FILES, add_reading_arguments, build_items, fit, reading_of, training_files
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", action="append", default=None, help="a training file (repeatable)")
@@ -89,6 +94,7 @@ def main() -> None:
                     help="words of each candidate document the transformer reads (default: compressors/rerank.py)")
     ap.add_argument("--cheap-data", action="append", default=None,
                     help="fit the cheap heads on this training file only (repeatable; the rerank head on all)")
+    add_reading_arguments(ap)
     args = ap.parse_args()
 
     engine = Ragpress()
@@ -101,7 +107,7 @@ def main() -> None:
     dense = None if args.no_rerank else engine.models.onnx_embedder().embed
     cheap = {resolve(d).name for d in args.cheap_data} if args.cheap_data else None
     summaries = crossvalidate(items, engine, variants, fit, log=lambda m: print(m, file=sys.stderr), dense=dense,
-                              cheap_sources=cheap, lead_words=args.lead_words)
+                              cheap_sources=cheap, lead_words=args.lead_words, reading=reading_of(args))
     print(f"trained on {[f.name for f in files]}")
     print("| options | file | budget | SF recall | answer kept | answer kept where the context has it | tokens |")
     print("|---|---|---|---|---|---|---|")
@@ -112,7 +118,8 @@ def main() -> None:
                       f"{s['answer_kept']:.3f} ({s['answer_questions']}) | "
                       f"{s['answer_kept_reachable']:.3f} ({s['reachable_questions']}) | {s['tokens']:.0f} |")
     Path(args.out).write_text(json.dumps({"trained_on": [f.name for f in files], "cheap_heads_on": sorted(cheap or []),
-                                          "rerank": dense is not None, "lead_words": args.lead_words, "runs": [
+                                          "rerank": dense is not None, "lead_words": args.lead_words,
+                                          "reading": vars(reading_of(args)), "runs": [
         {"options": o, "results": r} for o, r in zip(variants, summaries)]}, indent=2))
     print(f"wrote {args.out}")
 

@@ -93,7 +93,7 @@ def main() -> None:
         dense_doc = np.array([cos[doc_of == d].max() if (doc_of == d).any() else -1 for d in range(len(req.documents))])
         dense_rank = min(int((dense_doc > dense_doc[d]).sum()) for d in answer_docs)
         for name, heads in named.items():
-            scores = heads.score(job, seg, static, dense, heads.rerank_documents)
+            scores = heads.score(job, seg, static, dense, heads.reading)
             head_rank = min(int((scores.doc > scores.doc[d]).sum()) for d in answer_docs)
             eligible = scores.eligible(seg, opts.min_probability, opts.min_document_probability)
             for budget in BUDGETS:

@@ -172,12 +172,13 @@ def build_items(files: list[Path], engine, log=print) -> list[Item]:
     return items
 
 
-def fit(items: list[Item], log=print, dense=None, documents: int | None = None,
+def fit(items: list[Item], log=print, dense=None, reading=None,
         cheap_sources: set[str] | None = None, lead_words: int | None = None) -> dict:
     """The heads fitted on ``items`` (as JSON), each head's kind chosen on their first fold.
 
     With ``dense`` (the real sentence embedder's ``embed``), also the rerank head over the
-    units of each question's ``documents`` likeliest documents (compressors/rerank.py). With
+    units of the documents ``reading`` chooses for each question (default ``rerank.READING``;
+    compressors/rerank.py). With
     ``cheap_sources``, the cheap heads learn from the items of those files only and the rerank
     head from all: its inputs on the other files' items come from the cheap heads fitted on all
     of ``cheap_sources`` (those items are unseen by them anyway).
@@ -259,20 +260,21 @@ def fit(items: list[Item], log=print, dense=None, documents: int | None = None,
         heads = from_spec(spec)
         for it in others:
             cheap[id(it)] = heads.cheap(it.ctx)
-    return rerank_stage(every, cheap, spec, dense, documents or rerank.DOCUMENTS, lead_words or rerank.LEAD_WORDS, log)
+    return rerank_stage(every, cheap, spec, dense, reading or rerank.READING, lead_words or rerank.LEAD_WORDS, log)
 
 
-def rerank_stage(items: list[Item], cheap: dict, spec: dict, dense, k: int, words: int, log=print) -> dict:
-    """Adds the rerank head, fitted on the units of each question's ``k`` likeliest documents
+def rerank_stage(items: list[Item], cheap: dict, spec: dict, dense, reading, words: int, log=print) -> dict:
+    """Adds the rerank head, fitted on the units of the documents ``reading`` chooses for each question
     (by out-of-fold or unseen cheap outputs, ``cheap``: id(item) -> (unit logits, document probabilities))."""
     from compressors import rerank
 
-    log(f"rerank (the units of the {k} likeliest documents, their leads of {words} words read by the transformer)")
+    log(f"rerank (the units of the {reading.documents} likeliest documents and of up to {reading.more} more at a "
+        f"cheap probability of at least {reading.probability}, their leads of {words} words read by the transformer)")
     validation = min(it.fold for it in items)
     rows, ys, folds, found = [], [], [], []
     for it in items:
         z, doc_prob = cheap[id(it)]
-        chosen = rerank.candidate_documents(doc_prob, k)
+        chosen = reading.choose(doc_prob)
         units = rerank.candidate_units(it.ctx.seg, chosen)
         cos = rerank.lead_cosine(it.ctx.job, chosen, dense, words)
         rows.append(rerank.rerank_features(it.ctx.doc_of, units, z, doc_prob, chosen, cos, it.ctx.cos_u))
@@ -284,11 +286,30 @@ def rerank_stage(items: list[Item], cheap: dict, spec: dict, dense, k: int, word
     log(f"  an evidence unit is in a candidate document in {np.mean(reachable):.3f} of {len(reachable)} questions")
     _, head_r, ap4 = select(x, y, fold, rerank.RERANK_FEATURES, validation, log=log)
     spec["rerank"] = head_r.to_json()
-    spec["rerank_documents"] = k
+    spec["rerank_documents"] = reading.documents
+    spec["rerank_more_documents"] = reading.more
+    spec["rerank_more_probability"] = reading.probability
     spec["rerank_lead_words"] = words
     spec["rerank_trained_on"] = sorted({it.source for it in items})
     spec["validation_average_precision"]["rerank"] = ap4
     return spec
+
+
+def add_reading_arguments(ap) -> None:
+    """The options that say which documents' leads the transformer reads (rerank.Reading)."""
+    from compressors import rerank
+
+    ap.add_argument("--rerank-documents", type=int, default=rerank.DOCUMENTS,
+                    help="how many of the likeliest documents' leads the transformer reads at least")
+    ap.add_argument("--more-documents", type=int, default=rerank.MORE_DOCUMENTS,
+                    help="how many more it may read, each where the cheap probability is at least --more-probability")
+    ap.add_argument("--more-probability", type=float, default=rerank.MORE_PROBABILITY)
+
+
+def reading_of(args):
+    from compressors import rerank
+
+    return rerank.Reading(args.rerank_documents, args.more_documents, args.more_probability)
 
 
 def main() -> None:
@@ -302,8 +323,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="default: compressors/data/extractive_head_rerank.json, "
                                                 "or extractive_head.json with --no-rerank")
     ap.add_argument("--no-rerank", action="store_true", help="no transformer rerank head")
-    ap.add_argument("--rerank-documents", type=int, default=None,
-                    help="how many documents' leads the transformer reads (default: compressors/rerank.py)")
+    add_reading_arguments(ap)
     ap.add_argument("--lead-words", type=int, default=None,
                     help="words of each candidate document the transformer reads (default: compressors/rerank.py)")
     ap.add_argument("--cheap-data", action="append", default=None,
@@ -319,7 +339,7 @@ def main() -> None:
         # Without the held-out fold at all: neither the heads nor the choice of their kind see it.
         items = [it for it in items if it.fold != args.fold]
     spec = fit(items, dense=None if args.no_rerank else engine.models.onnx_embedder().embed,
-               documents=args.rerank_documents, lead_words=args.lead_words,
+               reading=reading_of(args), lead_words=args.lead_words,
                cheap_sources={resolve(d).name for d in args.cheap_data} if args.cheap_data else None)
     out = Path(args.out) if args.out else (OUT_CHEAP if args.no_rerank else OUT)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -46,8 +46,9 @@ class ExtractiveOptions:
     # the likeliest documents are read by MiniLM; "rerank" is the same) or "fast" (HotpotQA-trained
     # cheap heads, no transformer pass).
     heads: str = "default"
-    # How many of the likeliest documents' leads the transformer reads (0: the cheap heads
-    # alone; None: as many as the heads were trained with; used only by heads with a rerank head).
+    # How many of the likeliest documents' leads the transformer reads: exactly this many (0: the
+    # cheap heads alone), or None: as the heads were trained (the default heads: 8, and up to 4
+    # more that the cheap heads still give at least 0.015). Used only by heads with a rerank head.
     rerank_documents: int | None = None
 
     def __post_init__(self) -> None:
@@ -68,10 +69,11 @@ class ExtractiveCompressor(Compressor):
         self.options = options
         self.embed = embed
         self.heads = head.load(head.NAMED[options.heads])
-        self.documents = self.heads.rerank_documents if options.rerank_documents is None else options.rerank_documents
+        self.reading = (self.heads.reading if options.rerank_documents is None
+                        else rerank.Reading(options.rerank_documents))
         # The transformer is loaded only when the heads have a rerank head to use it; where it
         # cannot be (ONNX Runtime missing or its model not buildable), the cheap heads serve alone.
-        wanted = dense is not None and self.heads.rerank is not None and self.documents > 0
+        wanted = dense is not None and self.heads.rerank is not None and self.reading.documents > 0
         self.dense = _dense_or_none(dense) if wanted else None
 
     def compress(self, job: CompressionJob) -> StageOutput:
@@ -79,7 +81,7 @@ class ExtractiveCompressor(Compressor):
         if not seg.units:
             return StageOutput((), {"units_total": 0, "units_kept": 0, "relevant": False})
         opts = self.options
-        scores = self.heads.score(job, seg, self.embed, self.dense, self.documents)
+        scores = self.heads.score(job, seg, self.embed, self.dense, self.reading)
         prob, doc_best = scores.unit, scores.doc
         # The thresholds read the floors: a rerank reorders the units the cheap heads keep, never drops them.
         eligible = scores.eligible(seg, opts.min_probability, opts.min_document_probability)

@@ -88,7 +88,7 @@ class DocumentScores(NamedTuple):
 
 
 # Inside Heads, ``rerank`` names the head, not the module.
-_LEAD_WORDS, _DOCUMENTS = rerank.LEAD_WORDS, rerank.DOCUMENTS
+_LEAD_WORDS, _Reading = rerank.LEAD_WORDS, rerank.Reading
 
 # The pair posterior's second temperature; training and serving must agree.
 SOFT_TEMPERATURE = 3.0
@@ -101,9 +101,9 @@ class Heads:
     pair: Logistic | Forest
     unit: Logistic | Forest
     rerank: Logistic | Forest | None = None  # absent in heads trained without a transformer pass
-    # How many documents' leads the transformer reads, and how many words of each, as the
+    # Which documents' leads the transformer reads, and how many words of each, as the
     # rerank head was trained (a request may read fewer or more documents).
-    rerank_documents: int = _DOCUMENTS
+    reading: _Reading = _Reading()
     lead_words: int = _LEAD_WORDS
 
     def documents(self, ctx: features.Context) -> DocumentScores:
@@ -122,17 +122,17 @@ class Heads:
         return logits, np.maximum(docs.alone, docs.share)
 
     def score(self, job: CompressionJob, seg: packing.Segmented, embed: Callable,
-              dense: Callable | None = None, documents: int = 0) -> Scores:
-        """Every unit's probability; with ``dense`` (a real sentence embedder) and a rerank head,
-        the units of the ``documents`` likeliest documents are judged again from their leads'
+              dense: Callable | None = None, reading: _Reading | None = None) -> Scores:
+        """Every unit's probability; with ``dense`` (a real sentence embedder), a rerank head and a
+        ``reading``, the units of the documents it chooses are judged again from their leads'
         real cosines (compressors/rerank.py)."""
         ctx = features.prepare(job, seg, embed)
         logits, doc_prob = self.cheap(ctx)
         prob = _sigmoid(logits)
         order = np.argsort(-logits, kind="stable")
-        if self.rerank is None or dense is None or documents <= 0:
+        if self.rerank is None or dense is None or reading is None or reading.documents <= 0:
             return Scores(prob, doc_prob, order, prob, doc_prob)
-        chosen = rerank.candidate_documents(doc_prob, documents)
+        chosen = reading.choose(doc_prob)
         units = rerank.candidate_units(seg, chosen)
         cheap, cheap_doc = prob.copy(), doc_prob.copy()
         cos = rerank.lead_cosine(job, chosen, dense, self.lead_words)
@@ -160,7 +160,10 @@ def from_spec(spec: dict) -> Heads:
              for name, names in (("doc1", features.DOC_FEATURES_1), ("doc2", features.DOC_FEATURES_2),
                                  ("pair", features.PAIR_FEATURES), ("unit", features.UNIT_FEATURES),
                                  ("rerank", rerank.RERANK_FEATURES)) if name in spec}
-    return Heads(**heads, rerank_documents=int(spec.get("rerank_documents", rerank.DOCUMENTS)),
+    reading = rerank.Reading(int(spec.get("rerank_documents", rerank.DOCUMENTS)),
+                             int(spec.get("rerank_more_documents", 0)),
+                             float(spec.get("rerank_more_probability", 1.0)))
+    return Heads(**heads, reading=reading,
                  lead_words=int(spec.get("rerank_lead_words", rerank.LEAD_WORDS)))
 
 

@@ -211,7 +211,7 @@ def test_the_transformer_reads_the_leads_of_the_likeliest_documents_and_reorders
     heads, embed = _with_rerank(), fast_engine.models.static_embedder().embed
     cheap = heads.score(job, seg, embed)
     k = int(np.flatnonzero(np.argsort(-cheap.doc, kind="stable") == gold_doc)[0]) + 2
-    read = heads.score(job, seg, embed, oracle, k)
+    read = heads.score(job, seg, embed, oracle, rerank.Reading(k))
     assert cheap.reranked == 0 and read.reranked == k and len(calls) == 1 and len(calls[0]) == 1 + k
     assert all(len(t.split(": ", 1)[1].split()) <= heads.lead_words for t in calls[0][1:])
     chosen = set(np.argsort(-cheap.doc, kind="stable")[:k].tolist())
@@ -231,7 +231,20 @@ def test_a_lead_is_the_title_and_the_first_words():
     job = CompressionJob("q", docs, 10, None)
     assert rerank.lead(job, 0, 3) == "T: w0 w1 w2"
     assert rerank.lead(job, 1) == "x y"
-    assert rerank.candidate_documents(np.array([0.1, 0.9, 0.5], np.float32), 2).tolist() == [1, 2]
+
+
+
+def test_the_reading_takes_the_likeliest_documents_then_more_only_where_still_likely():
+    from compressors import rerank
+
+    prob = np.array([0.1, 0.9, 0.5, 0.02, 0.3, 0.001, 0.016], np.float32)
+    assert rerank.Reading(2).choose(prob).tolist() == [1, 2]
+    # 2 always, then up to 3 more at >= 0.015: 0.3, 0.1 and 0.02 qualify, 0.016 is a fourth (no room)
+    assert rerank.Reading(2, 3, 0.015).choose(prob).tolist() == [1, 2, 4, 0, 3]
+    assert rerank.Reading(2, 3, 0.2).choose(prob).tolist() == [1, 2, 4]
+    assert rerank.Reading(5, 4, 0.015).choose(prob).tolist() == [1, 2, 4, 0, 3, 6]
+    assert rerank.Reading(10, 4, 0.0).choose(prob).tolist() == [1, 2, 4, 0, 3, 6, 5]
+    assert rerank.Reading(0, 4, 0.0).choose(prob).tolist() == [1, 2, 4, 0]
 
 
 def test_rerank_documents_is_bounded(fast_engine):
@@ -255,6 +268,21 @@ def test_the_int8_onnx_minilm_agrees_with_sentence_transformers(real_engine):
     assert (fast[1] @ fast[0] > fast[2] @ fast[0]) and (full[1] @ full[0] > full[2] @ full[0])
 
 
+@pytest.mark.slow
+def test_a_texts_int8_vector_does_not_depend_on_what_is_embedded_beside_it(real_engine):
+    onnx = real_engine.models.onnx_embedder()
+    query = "who sang rip it up and start again"
+    neighbours = ["Rip It Up: Rip It Up is the second album by Scottish post-punk band Orange Juice, "
+                  "released in November 1982 on Polydor Records, produced by Martin Hayes.",
+                  "x", "Driver's license: Karl Benz had to receive written permission to operate his car."]
+    onnx.clear_cache()
+    alone = onnx.embed([query])[0]
+    onnx.clear_cache()
+    together = onnx.embed([*neighbours, query])[-1]
+    # Bit for bit: a padded int8 batch shares one activation scale, and moved this vector.
+    assert np.array_equal(alone, together)
+
+
 def test_the_default_heads_read_leads_and_the_fast_heads_do_not(fast_engine):
     from compressors import head
     from middleware.errors import InvalidArgument
@@ -265,13 +293,35 @@ def test_the_default_heads_read_leads_and_the_fast_heads_do_not(fast_engine):
     fast = fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"heads": "fast"})])
     alias = fast_engine.compress(NQ_QUERY, NQ_LIKE, 80, pipeline=[Stage("extractive", {"heads": "rerank"})])
     assert fast.stages[0].details["reranked"] == 0
-    trained = load(head.NAMED["default"]).rerank_documents  # as the heads were trained: 8
-    assert trained == 8 and default.stages[0].details["reranked"] == min(len(NQ_LIKE), trained)
+    assert default.stages[0].details["reranked"] == len(NQ_LIKE)  # 7 documents: all of them are read
     assert alias.context == default.context  # "rerank" names the default heads (it was opt-in before)
     assert 0 < default.compressed_tokens <= 80 and 0 < fast.compressed_tokens <= 80
 
 
+def test_the_default_heads_read_8_documents_and_up_to_4_more_that_the_cheap_heads_still_like(fast_engine):
+    from compressors import features, head, packing
+    from compressors.base import CompressionJob
+
+    heads = load(head.NAMED["default"])
+    assert (heads.reading.documents, heads.reading.more, heads.reading.probability) == (8, 4, 0.015)
+    docs = NQ_LIKE + [{"id": f"y{k}", "title": f"Rip It Up ({k})", "text": f"Rip It Up is a song from {1980 + k}. "
+                       "It was sung again and again."} for k in range(9)]
+    req = fast_engine.request(NQ_QUERY, docs, 80)
+    job = CompressionJob(req.query, req.documents, 80, fast_engine.models.tokenizers.get(req.model))
+    _, cheap_doc = heads.cheap(features.prepare(job, packing.segment(req.documents),
+                                                fast_engine.models.static_embedder().embed))
+    after = np.sort(cheap_doc)[::-1][8:12]
+    expected = 8 + int((after >= 0.015).sum())
+    assert 8 < expected < 12  # the example has documents on both sides of the bar
+    res = fast_engine.compress(NQ_QUERY, docs, 80)
+    assert res.stages[0].details["reranked"] == expected
+    exact = fast_engine.compress(NQ_QUERY, docs, 80, pipeline=[Stage("extractive", {"rerank_documents": 2})])
+    assert exact.stages[0].details["reranked"] == 2  # a request's count is exact
+
+
 def test_a_rerank_reorders_what_the_cheap_heads_keep_but_never_drops_it(fast_engine):
+    from compressors import rerank
+
     job, seg = _nq_job(fast_engine)
     heads, embed = _with_rerank(), fast_engine.models.static_embedder().embed
 
@@ -282,7 +332,7 @@ def test_a_rerank_reorders_what_the_cheap_heads_keep_but_never_drops_it(fast_eng
         return out
 
     cheap = heads.score(job, seg, embed)
-    read = heads.score(job, seg, embed, contrary, 4)
+    read = heads.score(job, seg, embed, contrary, rerank.Reading(4))
     assert read.reranked == 4
     demoted = np.flatnonzero(read.unit < cheap.unit - 1e-6)
     assert len(demoted)  # the rerank did lower some units' probability ...
@@ -312,6 +362,7 @@ def test_the_shipped_rerank_heads_were_trained_as_their_card_says():
 
     spec = json.loads(head.NAMED["rerank"].read_text())
     assert spec["rerank_documents"] == 8 and spec["rerank_lead_words"] == 32
+    assert spec["rerank_more_documents"] == 4 and spec["rerank_more_probability"] == 0.015
     assert "hotpot_distractor_dev100.jsonl" not in spec["trained_on"] and "nq_hybrid_dev.jsonl" not in spec["trained_on"]
     assert load().rerank is not None and load(head.NAMED["fast"]).rerank is None
 
