@@ -69,3 +69,12 @@ def test_evidence_units_of_a_passage_are_the_ones_holding_an_answer(fast_engine)
     no_answer = dict(NQ_ROW, answers=["Altered Images"])
     labels = unit_labels(no_answer, convert(no_answer, None)[1], req.documents, seg)
     assert [seg.units[i].doc for i in range(len(labels)) if labels[i]] == [1, 1, 1]
+
+
+def test_the_paired_sign_test_is_exact_and_two_sided():
+    from paired_extractive import sign_test
+
+    assert sign_test(0, 0) == 1.0
+    assert sign_test(1, 2) == 1.0 and sign_test(2, 3) == 1.0  # a one-question net difference says nothing
+    assert sign_test(0, 5) == sign_test(5, 0) == 2 / 32
+    assert abs(sign_test(25, 2) - 2 * (1 + 27 + 351) / 2 ** 27) < 1e-15  # C(27, 0..2)
