@@ -38,13 +38,11 @@ def crossvalidate(items, engine, variants: list[dict], fit, log=print, dense=Non
     ``items`` judged by heads fitted without their fold (with a rerank head when ``dense``, the real
     embedder, is given, reading the documents ``reading`` chooses, or exactly the first variant's
     ``rerank_documents`` where it names them). The heads are fitted once per fold and shared by the variants."""
-    from compressors import head
+    from compressors import head, rerank
     from metrics import Tally
     from middleware.types import Stage
 
     tallies: list[dict] = [{} for _ in variants]
-    from compressors import rerank
-
     real_load = head.load
     if variants[0].get("rerank_documents") is not None:
         reading = rerank.Reading(variants[0]["rerank_documents"])
@@ -106,8 +104,9 @@ def main() -> None:
     variants = [dict(options, **{args.grid[0]: v}) for v in args.grid[1]] if args.grid else [options]
     dense = None if args.no_rerank else engine.models.onnx_embedder().embed
     cheap = {resolve(d).name for d in args.cheap_data} if args.cheap_data else None
+    reading = reading_of(args)
     summaries = crossvalidate(items, engine, variants, fit, log=lambda m: print(m, file=sys.stderr), dense=dense,
-                              cheap_sources=cheap, lead_words=args.lead_words, reading=reading_of(args))
+                              cheap_sources=cheap, lead_words=args.lead_words, reading=reading)
     print(f"trained on {[f.name for f in files]}")
     print("| options | file | budget | SF recall | answer kept | answer kept where the context has it | tokens |")
     print("|---|---|---|---|---|---|---|")
@@ -119,7 +118,7 @@ def main() -> None:
                       f"{s['answer_kept_reachable']:.3f} ({s['reachable_questions']}) | {s['tokens']:.0f} |")
     Path(args.out).write_text(json.dumps({"trained_on": [f.name for f in files], "cheap_heads_on": sorted(cheap or []),
                                           "rerank": dense is not None, "lead_words": args.lead_words,
-                                          "reading": vars(reading_of(args)), "runs": [
+                                          "reading": vars(reading), "runs": [
         {"options": o, "results": r} for o, r in zip(variants, summaries)]}, indent=2))
     print(f"wrote {args.out}")
 

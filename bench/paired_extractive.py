@@ -35,30 +35,23 @@ def sign_test(a_only: int, b_only: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def option(text: str) -> tuple[str, object]:
-    name, _, value = text.partition("=")
-    try:
-        return name, json.loads(value)
-    except json.JSONDecodeError:
-        return name, value
-
-
 def main() -> None:
     from datapaths import resolve, results_path
     from extractive import load
     from metrics import answer_kept, answers
+    from middleware.cli.compress import _options as options  # the CLI's KEY=VALUE reading (JSON, else text)
     from middleware.library import Ragpress
     from middleware.types import Stage
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", action="append", default=None, help="a file of question rows (repeatable)")
-    ap.add_argument("--a", action="append", default=[], type=option, help="an option of A (default: none)")
-    ap.add_argument("--b", action="append", default=None, type=option, help='an option of B (default: heads="fast")')
+    ap.add_argument("--a", action="append", default=[], help="an option of A, KEY=VALUE (default: none)")
+    ap.add_argument("--b", action="append", default=None, help='an option of B, KEY=VALUE (default: heads=fast)')
     ap.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS))
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    a_opts, b_opts = dict(args.a), dict(args.b if args.b is not None else [("heads", "fast")])
+    a_opts, b_opts = options(args.a), options(args.b if args.b is not None else ["heads=fast"])
     engine = Ragpress()
     results: dict = {}
     print(f"A: {a_opts or 'default'}   B: {b_opts}")

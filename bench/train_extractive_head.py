@@ -286,9 +286,7 @@ def rerank_stage(items: list[Item], cheap: dict, spec: dict, dense, reading, wor
     log(f"  an evidence unit is in a candidate document in {np.mean(reachable):.3f} of {len(reachable)} questions")
     _, head_r, ap4 = select(x, y, fold, rerank.RERANK_FEATURES, validation, log=log)
     spec["rerank"] = head_r.to_json()
-    spec["rerank_documents"] = reading.documents
-    spec["rerank_more_documents"] = reading.more
-    spec["rerank_more_probability"] = reading.probability
+    spec.update(reading.to_spec())
     spec["rerank_lead_words"] = words
     spec["rerank_trained_on"] = sorted({it.source for it in items})
     spec["validation_average_precision"]["rerank"] = ap4

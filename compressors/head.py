@@ -160,10 +160,7 @@ def from_spec(spec: dict) -> Heads:
              for name, names in (("doc1", features.DOC_FEATURES_1), ("doc2", features.DOC_FEATURES_2),
                                  ("pair", features.PAIR_FEATURES), ("unit", features.UNIT_FEATURES),
                                  ("rerank", rerank.RERANK_FEATURES)) if name in spec}
-    reading = rerank.Reading(int(spec.get("rerank_documents", rerank.DOCUMENTS)),
-                             int(spec.get("rerank_more_documents", 0)),
-                             float(spec.get("rerank_more_probability", 1.0)))
-    return Heads(**heads, reading=reading,
+    return Heads(**heads, reading=rerank.Reading.from_spec(spec),
                  lead_words=int(spec.get("rerank_lead_words", rerank.LEAD_WORDS)))
 
 

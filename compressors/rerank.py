@@ -65,6 +65,17 @@ class Reading:
         # ``after`` is in descending probability, so the ones above the bar are its prefix.
         return order[:self.documents + int((doc_prob[after] >= self.probability).sum())]
 
+    def to_spec(self) -> dict:
+        """Its entries in a heads JSON file (what the training script writes)."""
+        return {"rerank_documents": self.documents, "rerank_more_documents": self.more,
+                "rerank_more_probability": self.probability}
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "Reading":
+        """From a heads JSON file; files written before ``more`` existed read exactly ``documents``."""
+        return cls(int(spec.get("rerank_documents", DOCUMENTS)), int(spec.get("rerank_more_documents", 0)),
+                   float(spec.get("rerank_more_probability", 1.0)))
+
 
 # What the default heads are trained and served with.
 READING = Reading(DOCUMENTS, MORE_DOCUMENTS, MORE_PROBABILITY)

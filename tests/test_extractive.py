@@ -233,7 +233,6 @@ def test_a_lead_is_the_title_and_the_first_words():
     assert rerank.lead(job, 1) == "x y"
 
 
-
 def test_the_reading_takes_the_likeliest_documents_then_more_only_where_still_likely():
     from compressors import rerank
 
