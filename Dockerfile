@@ -25,8 +25,8 @@ COPY retrievers retrievers
 COPY proto proto
 RUN /opt/ragpress/bin/uv pip install --python /opt/ragpress/bin/python --compile-bytecode --no-cache --no-deps . \
  && /opt/ragpress/bin/python -m middleware.embedders \
- && /opt/ragpress/bin/python -c "from pathlib import Path; from middleware.llm.local import converted_smollm2; \
-converted_smollm2(Path('/var/lib/ragpress/models'))"
+ && /opt/ragpress/bin/python -c "from pathlib import Path; from middleware.llm.local import converted_smollm2, resolve_dir; \
+models = Path('/var/lib/ragpress/models'); converted_smollm2(models); resolve_dir('smollm2-summarizer', {}, models)"
 
 FROM python:3.11-slim-bookworm
 RUN useradd --system --uid 10001 --home-dir /var/lib/ragpress --shell /usr/sbin/nologin ragpress

@@ -61,7 +61,7 @@ _LABEL = re.compile(r"^\s*(?:[-*•]\s+|(?:summary|answer)\s*:\s*)", re.I | re.M
 
 @dataclass(frozen=True)
 class AbstractiveOptions:
-    # "" = the configured local model (settings.local_model); "local/<name>" or any litellm model name.
+    # "" = the configured local summariser (settings.summarizer_model); "local/<name>" or any litellm model.
     summarizer: str = ""
     # "together": one summary of all documents; "each": one per relevant document.
     mode: str = "together"
@@ -288,9 +288,9 @@ def _merge_reports(reports: list[faithfulness.Guarded]) -> dict[str, Any]:
 def build_summarizer(options: AbstractiveOptions, models: ModelRegistry) -> Summarizer:
     """The summariser the options name: local, or remote under the fallback policy."""
     settings = models.settings
-    name = options.summarizer or settings.local_model
+    name = options.summarizer or settings.summarizer_model
 
-    def local(model: str = settings.local_model) -> Summarizer:
+    def local(model: str = settings.summarizer_model) -> Summarizer:
         return LocalSummarizer(model, models.local_runtime(model), options.copy_bias)
 
     if name.startswith("local/"):

@@ -98,6 +98,9 @@ class Settings:
     prompt_template: str = "default"
     # Finished outputs of the abstractive method kept for repeated requests (0 turns the cache off).
     summary_cache_entries: int = 1024
+    # The local model that writes abstractive summaries when the request names none (and when a
+    # litellm summariser falls back to "local"): SmolLM2 with the shipped summariser adapter.
+    summarizer_model: str = "local/smollm2-summarizer"
     # Soft-token projector (method "soft"): a weights file from `ragpress train-projector`;
     # empty: the shipped one (compressors/data/soft_projector.npz, for local/smollm2).
     soft_projector: str = ""
@@ -196,6 +199,9 @@ class Settings:
             raise InvalidArgument("settings llm_timeout_seconds must be > 0, llm_retries >= 0, local_max_new_tokens >= 1")
         if not self.local_model.startswith("local/") or self.local_model == "local/":
             raise InvalidArgument(f"setting local_model must look like 'local/<name>', got {self.local_model!r}")
+        if not self.summarizer_model.startswith("local/") or self.summarizer_model == "local/":
+            raise InvalidArgument(f"setting summarizer_model must look like 'local/<name>', "
+                                  f"got {self.summarizer_model!r}")
         if self.local_threads < 0:
             raise InvalidArgument(f"setting local_threads must be >= 0, got {self.local_threads}")
         if self.onnx_threads < 1:

@@ -139,7 +139,7 @@ async def test_local_policy_lets_the_local_model_summarise(served, upstream):
     reply = await stub.Compress(_request(budget=60, fallback="local"), timeout=300)
     details = convert.struct_to_dict(reply.stages[0].details)
     assert details["fell_back"] is True and "503" in details["fallback_reason"]
-    assert details["answered_by"] == ["local/smollm2"] and reply.stages[0].usage.model == "local/smollm2"
+    assert details["answered_by"] == ["local/smollm2-summarizer"] and reply.stages[0].usage.model == "local/smollm2-summarizer"
     assert reply.compressed_tokens <= 60 and reply.stages[0].usage.completion_tokens > 0
 
 
@@ -151,7 +151,7 @@ def test_the_local_summariser_on_the_real_model(local_dir):
     result = engine.compress(QUERY, docs, 50, pipeline=pipeline)
     stage = result.stages[-1]
     assert result.compressed_tokens <= 50
-    assert stage.usage.model == "local/smollm2" and 0 < stage.usage.completion_tokens <= 48
+    assert stage.usage.model == "local/smollm2-summarizer" and 0 < stage.usage.completion_tokens <= 48
     assert stage.usage.cost_usd == 0.0
     details = stage.details
     assert details["outcome"] in ("passed", "repaired", "replaced")
@@ -164,7 +164,7 @@ def test_the_local_summariser_on_the_real_model(local_dir):
             assert faithfulness.check(item["text"], source).ok and set(item["documents"]) <= ids
     again = engine.compress(QUERY, docs, 50, pipeline=pipeline)
     assert again.context == result.context and again.stages[-1].details["cache"] == "hit"
-    assert again.stages[-1].usage == type(stage.usage)("local/smollm2", cached=True)
+    assert again.stages[-1].usage == type(stage.usage)("local/smollm2-summarizer", cached=True)
     # A deadline that has passed stops the local summariser.
     from compressors import registry
     from compressors.base import CompressionJob

@@ -18,6 +18,7 @@ from ragpress.v1 import ragpress_pb2 as pb
     ("llm_fallback", "panic", "llm_fallback"),
     ("prefix_cache_codec", "zip", "prefix_cache_codec"),
     ("local_model", "smollm2", "local/<name>"),
+    ("summarizer_model", "openai/gpt-4o", "summarizer_model"),
     ("prefix_cache_block", 0, "prefix_cache_block"),
     ("local_threads", -1, "local_threads"),
 ])

@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 LOCAL_PREFIX = "local/"
 DEFAULT_LOCAL = "smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Local models made from a base model by a LoRA adapter shipped in middleware/llm/data/
+# (merged once into a cached folder; see middleware/llm/adapters.py and the model card there).
+DERIVED = {"smollm2-summarizer": (DEFAULT_LOCAL, "smollm2_summarizer.lora.npz")}
+ADAPTER_DIR = Path(__file__).resolve().parent / "data"
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,35 @@ def converted_smollm2(cache_root: Path) -> Path:
     return target
 
 
+def merged_model(name: str, base_dir: Path, cache_root: Path) -> Path:
+    """The folder of a :data:`DERIVED` model: its base plus its adapter, merged on first use (atomic)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from middleware.llm.adapters import merge_lora
+
+    adapter = ADAPTER_DIR / DERIVED[name][1]
+    if not adapter.is_file():
+        raise Unavailable(f"local model {name!r}: its adapter {adapter} is missing from the installation")
+    digest = hashlib.blake2b(adapter.read_bytes(), digest_size=6).hexdigest()
+    target = cache_root / f"{name}-{digest}"
+    if (target / "config.json").is_file():
+        return target
+    log.info("merging the %s adapter into %s (once)", name, base_dir)
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    merge_lora(model, adapter)
+    tmp = cache_root / f".tmp-{os.getpid()}-{threading.get_ident()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(str(tmp))
+    load_tokenizer(base_dir).save_pretrained(str(tmp))
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process merged it meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def resolve_dir(name: str, dirs: Mapping[str, str], cache_root: Path) -> Path:
     if name in dirs:
         path = Path(dirs[name])
@@ -120,8 +153,10 @@ def resolve_dir(name: str, dirs: Mapping[str, str], cache_root: Path) -> Path:
         return path
     if name == DEFAULT_LOCAL:
         return converted_smollm2(cache_root)
+    if name in DERIVED:
+        return merged_model(name, resolve_dir(DERIVED[name][0], dirs, cache_root), cache_root)
     raise InvalidArgument(f"unknown local model 'local/{name}'; known: "
-                          f"{', '.join(sorted({DEFAULT_LOCAL, *dirs}))}")
+                          f"{', '.join(sorted({DEFAULT_LOCAL, *DERIVED, *dirs}))}")
 
 
 def pick_device(setting: str) -> str:
