@@ -104,14 +104,19 @@ def converted_smollm2(cache_root: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    return _publish(model, tok, cache_root, target)
+
+
+def _publish(model: Any, tokenizer: Any, cache_root: Path, target: Path) -> Path:
+    """Saves a model folder under a temporary name, then renames it to ``target`` (atomic)."""
     tmp = cache_root / f".tmp-{os.getpid()}-{threading.get_ident()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model.save_pretrained(str(tmp))
-    tok.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
     try:
         os.replace(tmp, target)
-    except OSError:  # another process converted it meanwhile
+    except OSError:  # another process made it meanwhile
         shutil.rmtree(tmp, ignore_errors=True)
     return target
 
@@ -126,23 +131,15 @@ def merged_model(name: str, base_dir: Path, cache_root: Path) -> Path:
     adapter = ADAPTER_DIR / DERIVED[name][1]
     if not adapter.is_file():
         raise Unavailable(f"local model {name!r}: its adapter {adapter} is missing from the installation")
-    digest = hashlib.blake2b(adapter.read_bytes(), digest_size=6).hexdigest()
+    # The folder is named by the adapter and the base it is merged into (a configured base differs).
+    digest = hashlib.blake2b(adapter.read_bytes() + str(base_dir.resolve()).encode(), digest_size=6).hexdigest()
     target = cache_root / f"{name}-{digest}"
     if (target / "config.json").is_file():
         return target
     log.info("merging the %s adapter into %s (once)", name, base_dir)
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
     merge_lora(model, adapter)
-    tmp = cache_root / f".tmp-{os.getpid()}-{threading.get_ident()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(str(tmp))
-    load_tokenizer(base_dir).save_pretrained(str(tmp))
-    try:
-        os.replace(tmp, target)
-    except OSError:  # another process merged it meanwhile
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return _publish(model, load_tokenizer(base_dir), cache_root, target)
 
 
 def resolve_dir(name: str, dirs: Mapping[str, str], cache_root: Path) -> Path:
