@@ -31,7 +31,6 @@ two files (``a.pt``: embedding and the first layers; ``b.pt``: the rest), and ch
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -49,19 +48,13 @@ BLOCK = 32
 
 # ---------------------------------------------------------------- prep (ragpress installed)
 
-def _holdout(qid: str) -> bool:
-    return int(hashlib.sha1(qid.encode()).hexdigest(), 16) % 10 == 0
-
-
 def _target(gold: dict, read_docs, words: int, max_new: int, count) -> str:
     """Gold sentences present in the read text, answer-bearing first, cut to the limits."""
     from compressors import units
 
     sys.path.insert(0, str(HERE))
-    from metrics import normalise
+    from metrics import answer_kept
 
-    answers = [normalise(a) for a in gold["answers"]]
-    answers = [a for a in answers if a and a not in ("yes", "no")]
     gold_sents = set()
     for title, index in gold["supporting_facts"]:
         sents = gold["sentences"].get(title)
@@ -73,7 +66,7 @@ def _target(gold: dict, read_docs, words: int, max_new: int, count) -> str:
             read.append((doc.title, " ".join(doc.text[span.start:span.end].split())))
 
     def holds(sentence: str) -> bool:
-        return any(f" {a} " in f" {normalise(sentence)} " for a in answers)
+        return bool(answer_kept(gold["answers"], sentence))
 
     picked = [s for t, s in read if (t, s) in gold_sents]
     if not picked:
@@ -88,18 +81,16 @@ def _target(gold: dict, read_docs, words: int, max_new: int, count) -> str:
 
 
 def prep(args) -> None:
-    import dataclasses
-
     sys.path.insert(0, str(HERE))
-    from datapaths import data_file, read_rows
-    from hotpot_to_batch import convert
+    from datapaths import read_rows, resolve
+    from hotpot_to_batch import convert, fold
 
     from compressors.abstractive import AbstractiveCompressor, AbstractiveOptions
     from compressors.base import CompressionJob
     from compressors.registry import create
     from compressors.summarizers import Summarizer, Summary
     from middleware.library import Ragpress
-    from middleware.llm.local import DEFAULT_LOCAL, load_tokenizer
+    from middleware.llm.local import DEFAULT_LOCAL, chat_ids, load_tokenizer
     from middleware.settings import Settings
     from middleware.types import Stage
 
@@ -139,8 +130,7 @@ def prep(args) -> None:
     kept = skipped = 0
     with out.open("w", encoding="utf-8") as fo:
         for f in files:
-            path = Path(f) if Path(f).is_file() else data_file(*Path(f).parts)
-            for row in read_rows(path):
+            for row in read_rows(resolve(f)):
                 line, gold = convert(row, None)
                 if not line["documents"]:
                     continue
@@ -149,7 +139,7 @@ def prep(args) -> None:
                 for budget in args.budgets:
                     recorder.calls.clear()
                     job = CompressionJob(line["query"], tuple(first.documents), budget, target_tok)
-                    method.compress(dataclasses.replace(job))
+                    method.compress(job)
                     if not recorder.calls:
                         skipped += 1
                         continue
@@ -159,12 +149,10 @@ def prep(args) -> None:
                     if not target:
                         skipped += 1
                         continue
-                    prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-                    if hasattr(prompt, "keys"):
-                        prompt = prompt["input_ids"]
+                    prompt = chat_ids(tok, messages)  # the ids the runtime gives the model
                     fo.write(json.dumps({"id": row["id"], "budget": budget, "file": Path(f).name,
-                                         "holdout": _holdout(row["id"]), "answers": gold["answers"],
-                                         "max_new": max_new, "prompt": [int(i) for i in prompt],
+                                         "holdout": fold(row["id"], 10) == 0, "answers": gold["answers"],
+                                         "max_new": max_new, "prompt": prompt,
                                          "target": tok.encode(target, add_special_tokens=False) + [end],
                                          "target_text": target}) + "\n")
                     kept += 1
@@ -394,9 +382,10 @@ def train(args) -> None:
             np.savez(args.out, **arrays)
     emit({"event": "done", "best_epoch": best_epoch, "best_held_loss": best})
     if args.generate:
-        for name, m in wrapped.items():  # the chosen epoch's matrices
-            m.A.data.copy_(torch.from_numpy(np.load(args.out)[f"{name}.A"].astype(np.float32)))
-            m.B.data.copy_(torch.from_numpy(np.load(args.out)[f"{name}.B"].astype(np.float32)))
+        with np.load(args.out) as chosen:  # the chosen epoch's matrices
+            for name, m in wrapped.items():
+                m.A.data.copy_(torch.from_numpy(chosen[f"{name}.A"].astype(np.float32)))
+                m.B.data.copy_(torch.from_numpy(chosen[f"{name}.B"].astype(np.float32)))
         emit({"event": "generated", "adapter": "trained", **_generate(model, held, args, device)})
         if args.generate_base:
             for m in wrapped.values():

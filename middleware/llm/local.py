@@ -170,6 +170,14 @@ def load_tokenizer(path: Path) -> Any:
     return AutoTokenizer.from_pretrained(str(path))
 
 
+def chat_ids(tokenizer: Any, messages: Any) -> list[int]:
+    """Token ids of a chat prompt under the tokenizer's own chat template, ready for the reply."""
+    ids = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
+    if isinstance(ids, dict) or hasattr(ids, "keys"):
+        ids = ids["input_ids"]
+    return [int(i) for i in ids]
+
+
 def load_local_model(name: str, path: Path, device_setting: str = "auto", threads: int = 0) -> LocalModel:
     """fp32 with eager attention on CPU (fastest on small CPUs), fp16/sdpa on CUDA.
 

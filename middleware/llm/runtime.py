@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 from middleware.errors import InvalidArgument
 from middleware.llm import kv
 from middleware.llm import soft as soft_module
-from middleware.llm.local import LocalModel
+from middleware.llm.local import LocalModel, chat_ids
 from middleware.llm.prefix_cache import PrefixCache
 from middleware.llm.soft import SoftPrompt
 
@@ -84,10 +84,7 @@ class LocalRuntime:
 
     def encode_chat(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """Token ids of a chat prompt under the model's own chat template."""
-        ids = self.model.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        return [int(i) for i in ids]
+        return chat_ids(self.model.tokenizer, messages)
 
     def soft_prompt(self, messages: Sequence[dict[str, str]], vectors: Sequence[Any]) -> SoftPrompt:
         """A chat prompt whose i-th :data:`~middleware.llm.soft.MARKER` becomes the vectors ``vectors[i]``."""
