@@ -8,18 +8,19 @@ context entries its supporting facts name), the question is asked with:
 
 - ``none``: no context;
 - ``full``: the gold passages in full (titles, blank lines: the uncompressed context);
-- ``soft``: the gold passages' soft tokens (k per passage, through the shipped projector);
+- ``soft``: the gold passages' soft tokens (k per chunk of a passage, through the shipped projector);
 - ``shuffled``: the next question's soft tokens (a control: what the projector gives
   without the right document, i.e. what a learned prompt alone is worth);
 - ``extractive@n``: the ``extractive`` method over the gold passages, cut to n = the
   number of soft tokens (SmolLM2 tokens);
-- ``lead@n``: each gold passage's first k tokens (its title, mostly): text of the same size.
+- ``lead@n``: each gold passage's first tokens, as many as its soft tokens: text of the same size.
 
 Measures: teacher-forced NLL of the gold answer's tokens (per token over all questions),
 gap closed = (NLL_none - NLL_x) / (NLL_none - NLL_full), exact match and answer
 containment of a greedy answer (at most 12 new tokens; for the ``--em`` conditions), prompt tokens, and time to first
 token with a cold cache (soft: encoding the passages with MiniLM + projecting + prefill;
-``soft (stored vectors)``: as when the passages come from a collection). Time to first
+``soft (stored vectors)``: as when the passages come from a collection, which stores one
+vector per document: only the chunks of longer documents are encoded). Time to first
 token is also measured with *all* of a question's passages (10 in HotpotQA, 20 in NQ)
 in full against all of them as soft tokens, on the first ``--ttft-questions`` questions.
 
@@ -103,6 +104,19 @@ class Bench:
         ctx = self.soft.encode(question, docs, 10 ** 9)
         return ctx, time.perf_counter() - started
 
+    def encode_stored(self, question, docs):
+        """As a collection-backed request: each document's stored vector is known beforehand (one
+        vector per document, as collections store it); the method still encodes the chunks of a
+        document that is more than one chunk, and that is timed."""
+        from compressors.projector import document_text
+
+        self.models.clear_caches()
+        vectors = self.models.embedder().embed([document_text(d.title, d.text) for d in docs])
+        known = {d.id: v for d, v in zip(docs, vectors)}
+        started = time.perf_counter()
+        ctx = self.soft.encode(question, docs, 10 ** 9, known=known)
+        return ctx, time.perf_counter() - started
+
     def extractive(self, question, docs, n: int) -> str:
         from middleware.types import Budget, CompressRequest, Stage
 
@@ -110,12 +124,13 @@ class Bench:
                               pipeline=(Stage("extractive"),))
         return self.engine.pipeline.compress(req).context
 
-    def lead(self, docs, k: int) -> str:
+    def lead(self, docs, counts) -> str:
+        """Each document's first ``counts[i]`` tokens (as many as its soft tokens)."""
         from compressors.projector import document_text
 
         tok = self.runtime.model.tokenizer
         heads = [tok.decode(tok(document_text(d.title, d.text), add_special_tokens=False)["input_ids"][:k])
-                 for d in docs]
+                 for d, k in zip(docs, counts)]
         return " ".join(h.strip() for h in heads)
 
     # -- measures ---------------------------------------------------------------------------
@@ -135,7 +150,7 @@ class Bench:
             for name, ctxs in softs.items():
                 seqs, rows = [], []
                 for e, ctx in zip(examples, ctxs):
-                    ids, positions = self.forcer.soft_prompt(e.question, [ctx.k] * len(ctx.documents))
+                    ids, positions = self.forcer.soft_prompt(e.question, [len(v) for v in ctx.vectors])
                     first = len(rows)
                     rows.extend(np.concatenate(ctx.vectors) if ctx.vectors else [])
                     seqs.append(Forced(tuple(ids), tuple(positions), tuple(range(first, len(rows))),
@@ -190,7 +205,7 @@ def run_file(bench: Bench, path: Path, args: argparse.Namespace) -> dict:
         texts["none"].append("")
         texts["full"].append(passages_context(e))
         texts["extractive"].append(bench.extractive(e.question, docs, ctx.soft_tokens))
-        texts["lead"].append(bench.lead(docs, ctx.k))
+        texts["lead"].append(bench.lead(ctx.documents, [len(v) for v in ctx.vectors]))
         sizes["soft"].append(ctx.soft_tokens)
         sizes["full"].append(len(bench.runtime.model.tokenizer(texts["full"][-1], add_special_tokens=False)["input_ids"]))
     shuffled = [softs[(i + 1) % n_ex] for i in range(n_ex)]
@@ -211,7 +226,8 @@ def run_file(bench: Bench, path: Path, args: argparse.Namespace) -> dict:
         ctx, encode_s = bench.encode(e.question, docs, cold=True)
         text, n, t = bench.answer(e.question, soft_ctx=ctx)
         _record(em, contains, prompt, ttft, "soft", e, text, n, t + encode_s)
-        _record(em, contains, prompt, ttft, "soft (stored vectors)", e, text, n, t + _projection_s(bench, ctx))
+        _, stored_s = bench.encode_stored(e.question, docs)
+        _record(em, contains, prompt, ttft, "soft (stored vectors)", e, text, n, t + stored_s)
         if "shuffled" in args.em:
             text, n, t = bench.answer(e.question, soft_ctx=shuffled[i])
             _record(em, contains, prompt, ttft, "shuffled", e, text, n, t)
@@ -242,16 +258,6 @@ def run_file(bench: Bench, path: Path, args: argparse.Namespace) -> dict:
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-def _projection_s(bench: Bench, ctx) -> float:
-    """Projecting stored vectors only (what a collection-backed request pays before prefill)."""
-    import numpy as np
-
-    vecs = np.random.default_rng(0).standard_normal((len(ctx.documents), bench.soft.projector.config.in_dim))
-    started = time.perf_counter()
-    bench.soft.projector.project(vecs.astype(np.float32))
-    return time.perf_counter() - started
-
-
 def _record(em, contains, prompt, ttft, name, example, text, n, seconds) -> None:
     exact, inside = matches(text, example.answers)
     em[name].append(exact)
@@ -276,7 +282,7 @@ def ttft_all_passages(bench: Bench, rows: list[dict]) -> dict:
         ctx, encode_s = bench.encode(r["question"], docs, cold=True)
         _, n, t = bench.answer(r["question"], soft_ctx=ctx, max_new=1)
         soft.append(t + encode_s)
-        soft_stored.append(t + _projection_s(bench, ctx))
+        soft_stored.append(t + bench.encode_stored(r["question"], docs)[1])
         n_soft.append(n)
     if not rows:
         return {}
@@ -340,7 +346,8 @@ def main() -> None:
         "answered_conditions": sorted(args.em | {"soft"}),
         "machine": platform.platform(), "cpus": os.cpu_count(), "torch_threads": args.threads,
         "load_average_start": [round(x, 2) for x in load0], "load_average_end": [round(x, 2) for x in os.getloadavg()],
-        "projector": {"k": meta.k, "hidden": meta.hidden, "model": meta.model, "encoder": meta.encoder,
+        "projector": {"k": meta.k, "chunk_words": meta.chunk_words, "hidden": meta.hidden, "model": meta.model,
+                      "encoder": meta.encoder,
                       "trained": {k: v for k, v in Projector.metadata(Path(args.projector or DEFAULT_PATH)).items()
                                   if k in ("config", "held_out_nll_per_token", "cpu_seconds", "wall_seconds")}},
         "results": results}, indent=1))

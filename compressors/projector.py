@@ -2,11 +2,12 @@
 
     y = W_lin e + W_out gelu(W_in e + b_in) + b_out,   reshaped to (k, out_dim)
 
-``e`` is a document's all-MiniLM-L6-v2 vector (384-d, L2-normalised); ``y`` lives in
+``e`` is the all-MiniLM-L6-v2 vector (384-d, L2-normalised) of a document or of one of its
+chunks (:func:`chunks`, when the config's ``chunk_words`` is set); ``y`` lives in
 SmolLM2-135M's input-embedding space (576-d). The linear path starts from a closed-form
 ridge fit and carries most of the map; the small MLP beside it adds what a linear map
 cannot (see ``compressors/data/SOFT_PROJECTOR.md``). Inference is numpy only: the
-projector is a few hundred thousand multiply-adds per document.
+projector is a few hundred thousand multiply-adds per vector.
 
 Weights ship as ``compressors/data/soft_projector.npz`` (float16) with their config
 (:data:`CONFIG_KEYS`) stored beside them in the same file, so a projector trained for
@@ -42,11 +43,17 @@ class ProjectorConfig:
     model: str = "smollm2"
     # How a document is turned into the encoder's input ("{title}\n{text}", as collections store it).
     document_format: str = "title-newline-text"
+    # 0: one vector (k soft tokens) per document. n > 0: the document is cut into chunks of whole
+    # sentences of at least n words, and each chunk ("{title}\n{chunk}") gets its own vector and k
+    # soft tokens (a document that is one chunk keeps the document's own vector).
+    chunk_words: int = 0
 
     def __post_init__(self) -> None:
         for name in ("k", "in_dim", "hidden", "out_dim"):
             if int(getattr(self, name)) < 1:
                 raise InvalidArgument(f"projector {name} must be >= 1, got {getattr(self, name)}")
+        if int(self.chunk_words) < 0:
+            raise InvalidArgument(f"projector chunk_words must be >= 0, got {self.chunk_words}")
 
 
 CONFIG_KEYS = tuple(ProjectorConfig.__dataclass_fields__)
@@ -129,3 +136,42 @@ def document_text(title: str, text: str) -> str:
     """The encoder's input for a document: the same string collections embed
     (``retrievers.store``), so a vector stored there can stand in for a fresh one."""
     return f"{title}\n{text}" if title else text
+
+
+def chunks(text: str, min_words: int) -> list[str]:
+    """``text`` cut into chunks of whole sentences, each of at least ``min_words`` words.
+
+    Sentences (:func:`compressors.units.split`) are gathered in order until a chunk has
+    ``min_words`` words; a last piece under half that joins the chunk before it. Chunks are
+    verbatim slices of ``text`` (from a chunk's first sentence to its last); a text that makes
+    one chunk is returned whole. ``min_words`` 0 gives the whole text.
+    """
+    from compressors import units
+
+    if min_words <= 0:
+        return [text]
+    bounds: list[list[int]] = []  # [start, end, words] of each chunk
+    current: list[int] | None = None
+    for span in units.split(text):
+        if current is None:
+            current = [span.start, span.end, 0]
+        current[1] = span.end
+        current[2] += len(text[span.start:span.end].split())
+        if current[2] >= min_words:
+            bounds.append(current)
+            current = None
+    if current is not None:
+        if bounds and current[2] < (min_words + 1) // 2:
+            bounds[-1][1] = current[1]
+        else:
+            bounds.append(current)
+    if len(bounds) <= 1:
+        return [text]
+    return [text[a:b] for a, b, _ in bounds]
+
+
+def encoder_texts(title: str, text: str, chunk_words: int) -> list[str]:
+    """The encoder's inputs for a document: one per chunk (:func:`chunks`), each with the title,
+    so a document that is a single chunk reads exactly as :func:`document_text` (and a
+    collection's stored vector stands in for it)."""
+    return [document_text(title, c) for c in chunks(text, chunk_words)]

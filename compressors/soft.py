@@ -1,17 +1,21 @@
 """``soft``: every document becomes ``k`` soft tokens, vectors in a local model's input space.
 
-A document's sentence vector (all-MiniLM-L6-v2 over ``"{title}\\n{text}"``; the vector a
-collection stored for it when the document was retrieved from one) goes through the
-trained projector (:mod:`compressors.projector`) to ``k`` vectors that the local model
-reads in place of the document's text (xRAG-style embedding-token compression).
+A document is cut into chunks of whole sentences (at least the projector's
+``chunk_words`` words each; a projector with ``chunk_words`` 0 reads whole documents);
+each chunk's sentence vector (all-MiniLM-L6-v2 over ``"{title}\\n{chunk}"``; for a
+document that is one chunk, the vector a collection stored for it when the document was
+retrieved from one) goes through the trained projector (:mod:`compressors.projector`) to
+``k`` vectors that the local model reads in place of the chunk's text (xRAG-style
+embedding-token compression).
 
 Soft tokens are not text: the method only makes sense as the last stage of a Generate
 pipeline whose target is the local model the projector was trained for. Asked for text
 (``Compress``, or an earlier pipeline stage), it fails with FAILED_PRECONDITION and says
 why; the service checks the target before encoding (:mod:`middleware.generation.soft`).
 
-Budget: each document costs ``k`` tokens. When they do not all fit, the documents whose
-vectors are nearest the question's are kept (in input order).
+Budget: each chunk costs ``k`` tokens. When they do not all fit, the chunks whose vectors
+are nearest the question's are kept (in input order); a document none of whose chunks
+fit is left out.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from compressors.base import CompressionJob, Compressor, StageOutput, parse_options
-from compressors.projector import DEFAULT_PATH, Projector, document_text, encoder_id
+from compressors.projector import DEFAULT_PATH, Projector, encoder_id, encoder_texts
 from compressors.registry import register
 from middleware.errors import FailedPrecondition
 from middleware.types import Document
@@ -37,14 +41,14 @@ NOT_TEXT = (f"method {METHOD!r} turns documents into soft tokens (vectors in a l
 
 @dataclass(frozen=True)
 class SoftOptions:
-    """``k``: soft tokens per document; must be the projector's own k (None: the projector's)."""
+    """``k``: soft tokens per chunk; must be the projector's own k (None: the projector's)."""
 
     k: int | None = None
 
 
 @dataclass(frozen=True)
 class SoftContext:
-    """The documents kept and, for each, its ``(k, hidden)`` soft tokens (float32)."""
+    """The documents kept and, for each, its ``(k * chunks kept, hidden)`` soft tokens (float32)."""
 
     documents: tuple[Document, ...]
     vectors: tuple[np.ndarray, ...]
@@ -53,7 +57,7 @@ class SoftContext:
 
     @property
     def soft_tokens(self) -> int:
-        return self.k * len(self.documents)
+        return sum(len(v) for v in self.vectors)
 
 
 _PROJECTORS: dict[Path, Projector] = {}
@@ -98,10 +102,10 @@ class SoftTokens(Compressor):
 
     def encode(self, query: str, documents: Sequence[Document], budget_tokens: int,
                known: Mapping[str, np.ndarray] | None = None) -> SoftContext:
-        """Soft tokens for the documents that fit ``budget_tokens`` (k each).
+        """Soft tokens for the chunks that fit ``budget_tokens`` (k each).
 
-        ``known`` maps document ids to encoder vectors computed before (a collection's);
-        the others are encoded now.
+        ``known`` maps document ids to encoder vectors computed before (a collection's); one
+        stands in for a document that is a single chunk, the others are encoded now.
         """
         started = time.perf_counter()
         embedder = self.models.embedder()
@@ -111,26 +115,36 @@ class SoftTokens(Compressor):
                                      f"server's embedder is {encoder_id(embedder.name)} (embedding_model)")
         docs = [d for d in documents if d.text.strip()]
         known = known or {}
-        reused = [d.id for d in docs if d.id in known and np.shape(known[d.id]) == (c.in_dim,)]
-        fresh = [d for d in docs if d.id not in set(reused)]
-        vectors = dict(zip([d.id for d in fresh], embedder.embed([document_text(d.title, d.text) for d in fresh])))
-        vectors.update({i: np.asarray(known[i], dtype=np.float32) for i in reused})
-        keep = self._fit(query, docs, vectors, budget_tokens)
-        kept = [d for d in docs if d.id in keep]
-        soft = self.projector.project(np.stack([vectors[d.id] for d in kept])) if kept else np.zeros((0, c.k, c.out_dim))
-        details = {"soft_tokens": c.k * len(kept), "k": c.k, "vectors_reused": len([i for i in reused if i in keep]),
+        texts = [encoder_texts(d.title, d.text, c.chunk_words) for d in docs]
+        reused = {d.id for d, t in zip(docs, texts) if len(t) == 1 and d.id in known
+                  and np.shape(known[d.id]) == (c.in_dim,)}
+        fresh = [t for d, ts in zip(docs, texts) if d.id not in reused for t in ts]
+        encoded = iter(embedder.embed(fresh)) if fresh else iter(())
+        vectors = [np.asarray(known[d.id], dtype=np.float32)[None] if d.id in reused
+                   else np.stack([next(encoded) for _ in ts]).astype(np.float32) for d, ts in zip(docs, texts)]
+        keep = self._fit(query, vectors, budget_tokens)
+        kept_docs, soft = [], []
+        for i, doc in enumerate(docs):
+            rows = [j for j in range(len(vectors[i])) if (i, j) in keep]
+            if rows:
+                kept_docs.append(doc)
+                soft.append(self.projector.project(vectors[i][rows]).reshape(len(rows) * c.k, c.out_dim))
+        details = {"soft_tokens": sum(len(v) for v in soft), "k": c.k, "chunks": sum(len(v) for v in vectors),
+                   "chunks_kept": len(keep), "vectors_reused": len(reused & {d.id for d in kept_docs}),
                    "encode_ms": round((time.perf_counter() - started) * 1000.0, 2)}
-        return SoftContext(tuple(kept), tuple(soft), c.k, details)
+        return SoftContext(tuple(kept_docs), tuple(soft), c.k, details)
 
-    def _fit(self, query: str, docs: Sequence[Document], vectors: Mapping[str, np.ndarray], budget: int) -> set[str]:
+    def _fit(self, query: str, vectors: Sequence[np.ndarray], budget: int) -> set[tuple[int, int]]:
+        """(document, chunk) pairs that fit: all, or those nearest the question."""
+        units = [(i, j) for i, v in enumerate(vectors) for j in range(len(v))]
         room = budget // self.k
-        if room >= len(docs):
-            return {d.id for d in docs}
+        if room >= len(units):
+            return set(units)
         if room <= 0:
             return set()
         q = self.models.embedder().embed([query])[0]
-        ranked = sorted(docs, key=lambda d: -float(np.dot(vectors[d.id], q)))
-        return {d.id for d in ranked[:room]}
+        ranked = sorted(units, key=lambda u: -float(np.dot(vectors[u[0]][u[1]], q)))
+        return set(ranked[:room])
 
 
 @register(METHOD, "documents as k soft tokens each for the local model (Generate only; xRAG-style projector)",

@@ -21,8 +21,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from compressors import context as ctx
-from compressors.projector import Projector, ProjectorConfig, document_text, encoder_id
-from compressors.soft_data import QAExample, distinct_passages, held_out, qa_examples, read_rows
+from compressors.projector import Projector, ProjectorConfig, chunks, document_text, encoder_id
+from compressors.soft_data import Passage, QAExample, distinct_passages, held_out, qa_examples, read_rows
 from compressors.soft_forcing import Forced, Forcer, Render
 from compressors.soft_training import (RECONSTRUCT_QUESTION, Item, TrainConfig, VectorCache, cpu_seconds,
                                        ridge_init, run_stage, soft_nll, to_json, torch_projector)
@@ -94,30 +94,35 @@ def train(local: LocalModel, embedder: Embedder, render: Render, files: Sequence
     test_qa = [e for e in examples if held_out(e.id)]
     # Held-out questions' passages stay out of reconstruction too.
     test_ids = {e.id for e in test_qa}
-    passages = distinct_passages(r for r in rows if str(r.get("id", "")) not in test_ids)
+    units = lambda ps: [Passage(p.title, c) for p in ps for c in chunks(p.text, config.chunk_words)]  # noqa: E731
+    passages = units(distinct_passages(r for r in rows if str(r.get("id", "")) not in test_ids))
     rng.shuffle(passages)
-    passages = passages[: config.recon_passages]
+    passages = passages[: config.recon_chunks]
     if not train_qa or not passages:
         raise InvalidArgument("the training files hold no usable questions or passages")
 
     bar = progress or (lambda total, desc: _Silent())
     cache = VectorCache(embedder, cache_dir)
-    needed = passages + [p for e in examples for p in e.passages]
+    needed = passages + [p for e in examples for p in units(e.passages)]
     enc = bar(len({document_text(p.title, p.text) for p in needed}), "encoding passages (cached)")
     cache.vectors(needed, enc.update)
     enc.close()
     forcer = Forcer(local, render, config.max_answer_tokens)
     pconf = ProjectorConfig(k=config.k, hidden=config.hidden, in_dim=int(cache.vectors(passages[:1]).shape[1]),
                             out_dim=int(local.config.hidden_size), encoder=encoder_id(embedder.name),
-                            model=local.name)
+                            model=local.name, chunk_words=config.chunk_words)
     module = torch_projector(pconf, config.seed)
     recon_vecs = cache.vectors(passages)
     r2 = ridge_init(module, forcer, passages, recon_vecs, config)
 
+    # The LM regenerates a chunk's own words (the title is in every chunk's vector; a whole
+    # document, chunk_words 0, is regenerated from its title on).
+    recon_text = (lambda p: p.text) if config.chunk_words else (lambda p: document_text(p.title, p.text))
     recon_items = [Item(RECONSTRUCT_QUESTION, recon_vecs[i:i + 1], tuple(
-        forcer.tok(document_text(p.title, p.text), add_special_tokens=False)["input_ids"][: config.recon_tokens]))
+        forcer.tok(recon_text(p), add_special_tokens=False)["input_ids"][: config.recon_tokens]))
         for i, p in enumerate(passages)]
-    qa_item = lambda e, end: Item(e.question, cache.vectors(e.passages), forcer.answer_ids(e.answer, end))  # noqa: E731
+    qa_item = lambda e, end: Item(e.question, cache.vectors(units(e.passages)),  # noqa: E731
+                                  forcer.answer_ids(e.answer, end))
     train_items, test_items = [qa_item(e, True) for e in train_qa], [qa_item(e, False) for e in test_qa]
     # The control: each held-out question with another held-out question's passages.
     shuffled = [Item(it.question, test_items[(i + 1) % len(test_items)].vectors, it.target)
@@ -171,7 +176,7 @@ def train(local: LocalModel, embedder: Embedder, render: Render, files: Sequence
         "config": to_json(config),
         "data": [{"file": f.name, "sha1": _digest(f)} for f in files],
         "train_questions": len(train_qa), "held_out_questions": len(test_qa),
-        "reconstruction_passages": len(passages), "ridge_r2": round(r2, 4),
+        "reconstruction_chunks": len(passages), "ridge_r2": round(r2, 4),
         "loss_curve": {"reconstruction": [round(x, 4) for x in recon_losses], "qa": [round(x, 4) for x in qa_losses]},
         "held_out_nll_per_token": evals,
         "wall_seconds": round(time.perf_counter() - started, 1), "cpu_seconds": round(cpu_seconds() - cpu0, 1),

@@ -47,18 +47,19 @@ RECONSTRUCT_QUESTION = "What does the context say?"
 class TrainConfig:
     """Everything that decides the trained weights (saved with them)."""
 
-    k: int = 1
+    k: int = 2
     hidden: int = 512
     seed: int = 0
     batch: int = 8
-    recon_steps: int = 30
-    qa_steps: int = 90
+    recon_steps: int = 500
+    qa_steps: int = 300
     lr: float = 2e-3
     ridge: float = 1.0
-    recon_tokens: int = 16  # tokens of a passage the LM regenerates
+    recon_tokens: int = 32  # tokens of a chunk the LM regenerates
     init_tokens: int = 12  # tokens whose mean embedding the ridge fit targets
     max_answer_tokens: int = 16
-    recon_passages: int = 240
+    recon_chunks: int = 2000
+    chunk_words: int = 18  # 0: one vector per document (see ProjectorConfig.chunk_words)
 
 
 def cpu_seconds() -> float:

@@ -61,7 +61,7 @@ def test_soft_options_are_checked(fast_stub):
     req.budget.max_tokens = 10
     req.pipeline.add(method="soft").options.update({"k": 3})
     code, details = _code(fast_stub.Compress, req, timeout=180)
-    assert code == grpc.StatusCode.FAILED_PRECONDITION and "k=1" in details and "train-projector" in details
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "k=2" in details and "train-projector" in details
     req.pipeline[0].options.Clear()
     req.pipeline[0].options.update({"tokens": 3})
     code, details = _code(fast_stub.Compress, req, timeout=180)
@@ -91,10 +91,11 @@ def test_generate_with_soft_tokens_counts_them_and_reuses_the_prefix(stub, serve
     second = stub.Generate(_request(), timeout=300)
     assert first.text and first.text == second.text and first.model == LOCAL
     soft_stage = first.compression.stages[-1]
-    assert soft_stage.method == "soft" and soft_stage.output_tokens == 2 == first.compression.compressed_tokens
-    assert soft_stage.details["soft_tokens"] == 2 and soft_stage.details["vectors_reused"] == 0
+    assert soft_stage.method == "soft" and soft_stage.output_tokens == 4 == first.compression.compressed_tokens
+    assert soft_stage.details["soft_tokens"] == 4 and soft_stage.details["vectors_reused"] == 0
+    assert soft_stage.details["chunks"] == 2  # each short document is one chunk of k = 2 soft tokens
     assert [d.id for d in first.compression.documents] == ["a", "b"] and first.compression.context == ""
-    # The prompt: the chat template around two soft tokens, each counted once.
+    # The prompt: the chat template around four soft tokens (two per document), each counted once.
     runtime = server.engine.models.local_runtime(LOCAL)
     from middleware.llm.soft import MARKER
 
@@ -102,10 +103,11 @@ def test_generate_with_soft_tokens_counts_them_and_reuses_the_prefix(stub, serve
                                     {"role": "user", "content": "Context:\nX\n\nQuestion: What is the capital of France?\nAnswer:"}])
     soft = runtime.soft_prompt([{"role": "system", "content": "Answer the question using only the context. Be brief."},
                                 {"role": "user", "content": f"Context:\n{MARKER}{MARKER}\n\nQuestion: What is the "
-                                 "capital of France?\nAnswer:"}], [[[0.0] * 576], [[0.0] * 576]])
-    assert first.usage.prompt_tokens == len(soft.ids) and abs(len(soft.ids) - len(text_ids)) <= 2
+                                 "capital of France?\nAnswer:"}], [[[0.0] * 576] * 2, [[0.0] * 576] * 2])
+    # The text prompt's context is "X" (one token); the soft one holds four vectors there.
+    assert first.usage.prompt_tokens == len(soft.ids) and abs(len(soft.ids) - (len(text_ids) + 3)) <= 2
     assert first.usage.original_prompt_tokens > first.usage.prompt_tokens + 20
-    assert first.usage.soft_prompt_tokens == 2
+    assert first.usage.soft_prompt_tokens == 4
     assert first.usage.cached_prompt_tokens == 0 < second.usage.cached_prompt_tokens
 
 
@@ -114,14 +116,35 @@ def test_generate_stream_with_soft_tokens(stub):
     events = list(stub.GenerateStream(pb.GenerateStreamRequest(request=_request()), timeout=300))
     final = events[-1].final_response
     assert final.text and "".join(e.text_delta for e in events[:-1]) == final.text
-    assert final.compression.compressed_tokens == 2
+    assert final.compression.compressed_tokens == 4
 
 
 @pytest.mark.slow
 def test_the_budget_keeps_the_documents_nearest_the_question(stub):
-    reply = stub.Generate(_request(tokens=1), timeout=300)
+    reply = stub.Generate(_request(tokens=3), timeout=300)
     assert [d.id for d in reply.compression.documents] == ["a"] and list(reply.compression.dropped_ids) == ["b"]
-    assert reply.compression.compressed_tokens == 1 and reply.compression.budget_tokens == 1
+    assert reply.compression.compressed_tokens == 2 and reply.compression.budget_tokens == 3
+
+
+LONG = pb.Document(id="long", title="Paris", text=(
+    "Paris is the capital and the largest city of France, with a little over two million residents living in its "
+    "historic centre. The Seine river flows through the middle of the city from east to west, passing under "
+    "thirty-seven different bridges on its way. Bread in France is very often bought fresh every single day from a "
+    "local bakery, and the long baguette is the most common loaf."))
+
+
+@pytest.mark.slow
+def test_a_long_document_becomes_one_group_of_k_per_chunk_and_the_budget_keeps_the_nearest_chunks(stub):
+    req = _request(tokens=50)
+    del req.documents[:]
+    req.documents.append(LONG)
+    whole = stub.Generate(req, timeout=300).compression
+    assert whole.stages[-1].details["chunks"] == 3 and whole.compressed_tokens == 6
+    req.budget.max_tokens = 2
+    cut = stub.Generate(req, timeout=300).compression
+    # One chunk fits: the one about the capital, the nearest to the question.
+    assert cut.compressed_tokens == 2 and cut.stages[-1].details["chunks_kept"] == 1
+    assert [d.id for d in cut.documents] == ["long"]
 
 
 @pytest.mark.slow
@@ -160,4 +183,4 @@ def test_the_cli_generates_with_soft_tokens(monkeypatch, capsys):
                  "--query", "What is the capital of France?", "--doc", DOCS[0].text, "--doc", DOCS[1].text, "--json"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["usage"]["soft_prompt_tokens"] == 2 == out["compressed_tokens"] and out["text"]
+    assert out["usage"]["soft_prompt_tokens"] == 4 == out["compressed_tokens"] and out["text"]

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from compressors.projector import Projector, ProjectorConfig
+from compressors.projector import Projector, ProjectorConfig, chunks, document_text, encoder_texts
 from compressors.soft_data import qa_examples, read_rows
 from compressors.soft_training import torch_projector
 from middleware.cli import main
@@ -61,6 +61,30 @@ def test_bad_inputs_are_refused(tmp_path):
         Projector(ProjectorConfig(k=1, in_dim=8, hidden=6, out_dim=5), projector._w)
     with pytest.raises(InvalidArgument, match="must be >= 1"):
         ProjectorConfig(k=0)
+    with pytest.raises(InvalidArgument, match="chunk_words"):
+        ProjectorConfig(chunk_words=-1)
+
+
+SENTENCES = ["The Eiffel Tower was completed in 1889 for the World's Fair held in Paris that year.",
+             "It is 330 metres tall.",
+             "Gustave Eiffel's company designed and built the tower over two years and two months.",
+             "It was the tallest structure in the world until 1930.",
+             "Ok."]
+
+
+def test_documents_are_cut_into_verbatim_chunks_of_whole_sentences():
+    text = "  ".join(SENTENCES[:4]) + "\n" + SENTENCES[4]
+    got = chunks(text, 12)
+    # 16 words close the first chunk, 5 + 14 the second; the last piece (10 + 1 words) is
+    # short of 12 but not under half of it, so it stays a chunk of its own.
+    assert got == ["  ".join(SENTENCES[:1]), "  ".join(SENTENCES[1:3]), SENTENCES[3] + "\n" + SENTENCES[4]]
+    assert all(c in text for c in got)  # verbatim slices, original whitespace
+    # A short tail joins the chunk before it; a text that makes one chunk comes back whole.
+    assert chunks(" ".join(SENTENCES[:2]), 12) == [" ".join(SENTENCES[:2])]
+    assert chunks(text, 0) == [text] and chunks(text, 500) == [text] and chunks("", 5) == [""]
+    # Each chunk carries the title, and a one-chunk document reads exactly as a collection stores it.
+    assert encoder_texts("Eiffel Tower", text, 12)[1] == "Eiffel Tower\n" + got[1]
+    assert encoder_texts("Eiffel Tower", SENTENCES[1], 12) == [document_text("Eiffel Tower", SENTENCES[1])]
 
 
 def test_the_shipped_projector_is_for_smollm2_and_minilm():
@@ -94,7 +118,7 @@ def test_train_projector_trains_logs_and_saves(tmp_path, monkeypatch, capsys):
     out, log = tmp_path / "p.npz", tmp_path / "log.jsonl"
     code = main(["train-projector", "--data", str(FIXTURES / "soft_train_small.jsonl"), "--out", str(out),
                  "--log", str(log), "--cache-dir", str(tmp_path / "cache"), "--recon-steps", "2", "--qa-steps", "2",
-                 "--batch", "2", "--recon-passages", "4", "--hidden", "16", "--k", "2"])
+                 "--batch", "2", "--recon-chunks", "4", "--hidden", "16", "--k", "2"])
     assert code == 0
     projector = Projector.load(out)
     assert projector.config.k == 2 and projector.config.hidden == 16 and projector.config.out_dim == 576
