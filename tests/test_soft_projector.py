@@ -102,6 +102,21 @@ def test_training_rows_give_gold_passages_only():
     assert [len(e.passages) for e in examples] == [2, 2, 2, 2, 1, 1]
 
 
+def test_train_projector_defaults_are_the_recipes_own():
+    """The command's flags and TrainConfig name the shipped recipe twice (the CLI keeps the
+    training module out of its start-up): they must agree, or the command stops reproducing it."""
+    from dataclasses import fields
+
+    from compressors.soft_training import TrainConfig
+    from middleware.cli import build_parser
+
+    args = build_parser().parse_args(["train-projector"])
+    recipe = TrainConfig()
+    flags = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    assert {"k", "chunk_words", "recon_steps", "qa_steps", "recon_chunks", "lr", "hidden", "seed", "batch"} <= set(flags)
+    assert flags == {name: getattr(recipe, name) for name in flags}
+
+
 def test_train_projector_refuses_dev_files_and_a_missing_data_folder(monkeypatch, tmp_path, capsys):
     dev = tmp_path / "hotpot_distractor_dev100.jsonl"
     dev.write_text((FIXTURES / "soft_train_small.jsonl").read_text())
