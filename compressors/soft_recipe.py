@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 
 from compressors import context as ctx
 from compressors.projector import Projector, ProjectorConfig, chunks, document_text, encoder_id
@@ -168,7 +167,8 @@ def train(local: LocalModel, embedder: Embedder, render: Render, files: Sequence
     recon_losses = run_stage("reconstruction", forcer, module, recon_items, config.recon_steps, config, rng,
                              log_line, steps_bar)
     evaluate("reconstruction")
-    qa_losses = run_stage("qa", forcer, module, train_items, config.qa_steps, config, rng, log_line, steps_bar)
+    qa_losses = run_stage("qa", forcer, module, train_items, config.qa_steps, config, rng, log_line, steps_bar,
+                          mix=recon_items, mix_batch=config.qa_recon_batch, mix_weight=config.qa_recon_weight)
     steps_bar.close()
     evaluate("qa")
 

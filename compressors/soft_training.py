@@ -9,7 +9,9 @@ Three stages, each reproducible from a fixed seed:
 2. **reconstruction**: the frozen LM, shown only the soft tokens of a passage, is
    trained (through the projector) to regenerate the passage's first tokens;
 3. **question answering**: shown the soft tokens of a question's gold passages and the
-   question, the LM is trained to give the gold answer.
+   question, the LM is trained to give the gold answer. Each batch may also carry
+   ``qa_recon_batch`` reconstruction items (loss weight ``qa_recon_weight``), so that the
+   projector keeps carrying the passage while it learns to answer from it.
 
 Encoder vectors are computed once and cached on disk (``cache_dir``); the LM never
 trains; only the projector's few hundred thousand weights receive gradients. A fixed
@@ -33,10 +35,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from compressors.projector import Projector, ProjectorConfig, document_text
-from compressors.soft_data import Passage, QAExample
-from compressors.soft_forcing import Forced, Forcer, Render
+from compressors.soft_data import Passage
+from compressors.soft_forcing import Forced, Forcer
 from middleware.embedders import Embedder
-from middleware.llm.local import LocalModel
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ RECONSTRUCT_QUESTION = "What does the context say?"
 class TrainConfig:
     """Everything that decides the trained weights (saved with them)."""
 
-    k: int = 2
+    k: int = 3
     hidden: int = 512
     seed: int = 0
     batch: int = 8
@@ -55,11 +56,13 @@ class TrainConfig:
     qa_steps: int = 300
     lr: float = 2e-3
     ridge: float = 1.0
-    recon_tokens: int = 32  # tokens of a chunk the LM regenerates
+    recon_tokens: int = 48  # tokens of a chunk the LM regenerates
     init_tokens: int = 12  # tokens whose mean embedding the ridge fit targets
     max_answer_tokens: int = 16
     recon_chunks: int = 2000
-    chunk_words: int = 18  # 0: one vector per document (see ProjectorConfig.chunk_words)
+    chunk_words: int = 36  # 0: one vector per document (see ProjectorConfig.chunk_words)
+    qa_recon_batch: int = 4  # reconstruction items added to each question-answering batch
+    qa_recon_weight: float = 0.5  # their share of that batch's loss
 
 
 def cpu_seconds() -> float:
@@ -205,37 +208,62 @@ def soft_nll(forcer: Forcer, module: Any, items: Sequence[Item], k: int, batch: 
     return out
 
 
+class _Draws:
+    """Batches drawn without replacement, reshuffled each epoch."""
+
+    def __init__(self, items: Sequence[Item], rng: random.Random) -> None:
+        self.items, self.rng, self.order = items, rng, []
+
+    def take(self, n: int) -> list[Item]:
+        if n <= 0 or not self.items:
+            return []
+        while len(self.order) < n:
+            fresh = list(range(len(self.items)))
+            self.rng.shuffle(fresh)
+            self.order.extend(fresh)
+        picked = [self.items[i] for i in self.order[:n]]
+        del self.order[:n]
+        return picked
+
+
+def _loss(forcer: Forcer, module: Any, items: Sequence[Item], k: int) -> tuple[Any, int]:
+    """Mean answer NLL per target token of ``items``, and the token count."""
+    b = forced_batch(forcer, items, k)
+    tokens = sum(len(s.target) for s in b.seqs)
+    return forcer.nll(b.seqs, b.soft(module)).sum() / tokens, tokens
+
+
 def run_stage(name: str, forcer: Forcer, module: Any, items: Sequence[Item], steps: int, config: TrainConfig,
-              rng: random.Random, log_line: Callable[[dict], None], progress: Any) -> list[float]:
-    """``steps`` Adam steps on batches drawn without replacement (reshuffled each epoch)."""
+              rng: random.Random, log_line: Callable[[dict], None], progress: Any,
+              mix: Sequence[Item] = (), mix_batch: int = 0, mix_weight: float = 0.0) -> list[float]:
+    """``steps`` Adam steps on batches of ``items``; with ``mix``, each batch also carries
+    ``mix_batch`` of those, whose mean loss weighs ``mix_weight`` in the step's loss. The
+    logged loss is the ``items`` part's."""
     import torch
 
     if not items or steps <= 0:
         return []
     opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 10) * max(0.1, 1 - s / steps))
-    order: list[int] = []
+    draws, extra = _Draws(items, rng), _Draws(mix, rng)
     losses: list[float] = []
     started, cpu0 = time.perf_counter(), cpu_seconds()
     for step in range(steps):
-        if len(order) < config.batch:
-            fresh = list(range(len(items)))
-            rng.shuffle(fresh)
-            order.extend(fresh)
-        picked = [items[i] for i in order[:config.batch]]
-        del order[:config.batch]
-        b = forced_batch(forcer, picked, config.k)
-        nll = forcer.nll(b.seqs, b.soft(module))
-        tokens = sum(len(s.target) for s in b.seqs)
-        loss = nll.sum() / tokens
+        main, tokens = _loss(forcer, module, draws.take(config.batch), config.k)
+        loss, entry = main, {}
+        mixed = extra.take(mix_batch)
+        if mixed:
+            side, side_tokens = _loss(forcer, module, mixed, config.k)
+            loss = (1.0 - mix_weight) * main + mix_weight * side
+            entry = {"mix_loss": round(float(side.detach()), 5), "mix_tokens": side_tokens}
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
         opt.step()
         schedule.step()
-        value = float(loss.detach())
+        value = float(main.detach())
         losses.append(value)
-        log_line({"stage": name, "step": step + 1, "loss": round(value, 5), "tokens": tokens,
+        log_line({"stage": name, "step": step + 1, "loss": round(value, 5), "tokens": tokens, **entry,
                   "lr": schedule.get_last_lr()[0], "wall_s": round(time.perf_counter() - started, 2),
                   "cpu_s": round(cpu_seconds() - cpu0, 2)})
         progress.set_postfix(stage=name, loss=f"{value:.3f}")

