@@ -58,8 +58,8 @@ def main() -> None:
     from compressors.projector import DEFAULT_PATH, Projector, encoder_texts
     from compressors.soft_data import held_out, passages_of, qa_examples, read_rows
     from compressors.soft_forcing import Forcer
-    from compressors.soft_recipe import passages_context, text_nll
-    from compressors.soft_training import Item, soft_nll, torch_projector
+    from compressors.soft_recipe import held_out_scores, passages_context, text_nll
+    from compressors.soft_training import Item, torch_projector
     from middleware.generation import prompt as prompts
     from middleware.models import ModelRegistry
     from middleware.settings import Settings
@@ -70,9 +70,7 @@ def main() -> None:
     models = ModelRegistry(Settings.load(None, os.environ))
     builds = {"torch": models.embedder(), "onnx-int8": models.onnx_embedder()}
     local = models.local_runtime("local/smollm2").model
-    template = prompts.resolve_template("default")
-    render = lambda q, ctx: prompts.assemble(template, prompts.DEFAULT_SYSTEM, ctx, q).messages()  # noqa: E731
-    forcer = Forcer(local, render, 16)
+    forcer = Forcer(local, prompts.default_messages, 16)
     module = torch_projector(c, 0)
     with torch.no_grad():
         for name, weight in projector.weights().items():
@@ -92,11 +90,9 @@ def main() -> None:
         if none is None:
             none = sum(text_nll(forcer, tests, [""] * len(tests))) / counts
             full = sum(text_nll(forcer, tests, [passages_context(e) for e in tests])) / counts
-        other = [Item(it.question, items[(i + 1) % len(items)].vectors, it.target) for i, it in enumerate(items)]
-        soft = sum(soft_nll(forcer, module, items, c.k)) / counts
-        ctrl = sum(soft_nll(forcer, module, other, c.k)) / counts
-        held[name] = {"nll_per_token": round(soft, 4), "gap_closed": round((none - soft) / (none - full), 4),
-                      "control_gap_closed": round((none - ctrl) / (none - full), 4)}
+        scores = held_out_scores(forcer, module, items, c.k, none, full)
+        held[name] = {"nll_per_token": round(scores["soft"], 4), "gap_closed": round(scores["gap_closed"], 4),
+                      "control_gap_closed": round((none - scores["shuffled_soft"]) / (none - full), 4)}
 
     timing_rows = list(read_rows(datapaths.resolve(args.timing_data)))[: args.timing_questions]
     times: dict[str, list[float]] = {name: [] for name in builds}

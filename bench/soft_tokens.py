@@ -87,8 +87,7 @@ class Bench:
         self.models = self.engine.models
         self.runtime = self.models.local_runtime(LOCAL)
         self.soft = registry.create("soft", {}, self.models)
-        template = prompts.resolve_template("default")
-        self.render = lambda q, c: prompts.assemble(template, prompts.DEFAULT_SYSTEM, c, q).messages()
+        self.render = prompts.default_messages
         self.forcer = Forcer(self.runtime.model, self.render, max_answer_tokens=24)
 
     # -- contexts -------------------------------------------------------------------------
@@ -187,7 +186,7 @@ class Bench:
 
 
 def run_file(bench: Bench, path: Path, args: argparse.Namespace) -> dict:
-    from compressors.soft_data import passages_of, qa_example, read_rows
+    from compressors.soft_data import qa_example, read_rows
     from compressors.soft_recipe import passages_context
 
     rows = list(read_rows(path))

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-
 from compressors import context as ctx
 from compressors.projector import Projector, ProjectorConfig, chunks, document_text, encoder_id
 from compressors.soft_data import Passage, QAExample, distinct_passages, held_out, qa_examples, read_rows
@@ -73,6 +72,21 @@ def _per_token(nll: Sequence[float], counts: Sequence[int]) -> float:
     return float(sum(nll) / max(1, sum(counts)))
 
 
+def held_out_scores(forcer: Forcer, module: Any, items: Sequence[Item], k: int, none: float,
+                    full: float) -> dict[str, float | None]:
+    """Answer NLL per token of ``items`` with their soft tokens (``soft``) and with the next
+    item's (``shuffled_soft``, the control: another question's passages), and the gap the
+    former closes between ``none`` and ``full`` (per-token NLL without context, with the
+    passages in full)."""
+    counts = [len(it.target) for it in items]
+    others = [Item(it.question, items[(i + 1) % len(items)].vectors, it.target)
+              for i, it in enumerate(items)] if len(items) > 1 else []
+    soft = _per_token(soft_nll(forcer, module, items, k), counts)
+    ctrl = _per_token(soft_nll(forcer, module, others, k), counts) if others else None
+    gap = none - full
+    return {"soft": soft, "shuffled_soft": ctrl, "gap_closed": (none - soft) / gap if gap else None}
+
+
 def train(local: LocalModel, embedder: Embedder, render: Render, files: Sequence[Path], config: TrainConfig,
           *, cache_dir: Path | None = None, log_path: Path | None = None,
           progress: Callable[[int, str], Any] | None = None) -> TrainingRun:
@@ -123,9 +137,6 @@ def train(local: LocalModel, embedder: Embedder, render: Render, files: Sequence
     qa_item = lambda e, end: Item(e.question, cache.vectors(units(e.passages)),  # noqa: E731
                                   forcer.answer_ids(e.answer, end))
     train_items, test_items = [qa_item(e, True) for e in train_qa], [qa_item(e, False) for e in test_qa]
-    # The control: each held-out question with another held-out question's passages.
-    shuffled = [Item(it.question, test_items[(i + 1) % len(test_items)].vectors, it.target)
-                for i, it in enumerate(test_items)] if len(test_items) > 1 else []
     counts = [len(it.target) for it in test_items]
 
     if log_path is not None:
@@ -154,11 +165,7 @@ def train(local: LocalModel, embedder: Embedder, render: Render, files: Sequence
     def evaluate(stage: str) -> None:
         if not test_items:
             return
-        soft = _per_token(soft_nll(forcer, module, test_items, config.k), counts)
-        ctrl = _per_token(soft_nll(forcer, module, shuffled, config.k), counts) if shuffled else None
-        gap = evals["none"] - evals["full"]
-        evals[stage] = {"soft": soft, "shuffled_soft": ctrl,
-                        "gap_closed": (evals["none"] - soft) / gap if gap else None}
+        evals[stage] = held_out_scores(forcer, module, test_items, config.k, evals["none"], evals["full"])
         log_line({"stage": f"eval:{stage}", **evals[stage]})
 
     evaluate("ridge")

@@ -55,10 +55,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = common.settings(args)
     models = ModelRegistry(settings)
     local = models.local_runtime(args.model).model
-    template = prompts.resolve_template("default")
     # The Generate prompt itself: training reads the soft tokens exactly where serving puts them.
-    render = lambda question, context: prompts.assemble(template, prompts.DEFAULT_SYSTEM, context,  # noqa: E731
-                                                        question).messages()
+    render = prompts.default_messages
     config = TrainConfig(k=args.k, hidden=args.hidden, seed=args.seed, batch=args.batch, recon_steps=args.recon_steps,
                          qa_steps=args.qa_steps, lr=args.lr, recon_chunks=args.recon_chunks,
                          chunk_words=args.chunk_words, qa_recon_batch=args.qa_recon_batch,

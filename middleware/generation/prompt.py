@@ -81,3 +81,10 @@ def assemble(template: str, system: str, context: str, question: str,
     demos = demonstrations_text if demonstrations_text is not None else render_demonstrations(demonstrations)
     user = template.format(demonstrations=demos, context=context, question=question)
     return Prompt(system=system, user=user)
+
+
+def default_messages(question: str, context: str) -> list[dict[str, str]]:
+    """The chat messages of a Generate request with the default template and system message:
+    the prompt the soft-token projector is trained and measured on (soft tokens go where
+    ``context`` is)."""
+    return assemble(resolve_template("default"), DEFAULT_SYSTEM, context, question).messages()
