@@ -2,8 +2,10 @@
 
 The training script fits scikit-learn's HistGradientBoostingClassifier and
 exports its trees here (``Forest.from_sklearn``); serving needs only numpy, and
-every tree is walked for every row at once (one gather per depth level), which
-takes well under a millisecond for a request's few hundred units.
+every tree is walked for every row at once, one level at a time, through flat tables
+where a leaf points at itself (about 2 ms for 200 trees over 300 units on one core).
+Several forests fitted on resamples of the data average into one (``Forest.average``:
+their trees side by side, each leaf worth its share).
 """
 
 from __future__ import annotations
@@ -32,20 +34,30 @@ class Forest:
     baseline: float
     depth: int
 
+    def __post_init__(self) -> None:
+        # Flat tables indexed by tree * width + node; a leaf's children are itself and its
+        # threshold +inf, so walking past a leaf stays there and no leaf test is needed.
+        trees, width = self.feature.shape
+        at = np.arange(trees * width).reshape(trees, width)
+        start = np.arange(trees, dtype=np.int64) * width
+        flat = {"feature": np.where(self.leaf, 0, self.feature), "threshold": np.where(self.leaf, np.inf, self.threshold),
+                "left": np.where(self.leaf, at, self.left + start[:, None]),
+                "right": np.where(self.leaf, at, self.right + start[:, None]), "value": self.value}
+        object.__setattr__(self, "_flat", {k: np.ascontiguousarray(v).ravel() for k, v in flat.items()})
+        object.__setattr__(self, "_roots", start)
+
     def logit(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
         if n == 0:
             return np.zeros(0, dtype=np.float32)
-        node = np.zeros((self.feature.shape[0], n), dtype=np.int64)
-        rows = np.arange(n)[None, :]
-
-        def at(table: np.ndarray) -> np.ndarray:  # each tree's entry at its current node, per row
-            return np.take_along_axis(table, node, axis=1)
-
+        t = self._flat
+        columns = np.ascontiguousarray(np.asarray(x).T)
+        rows = np.arange(n)
+        node = np.repeat(self._roots[:, None], n, axis=1)  # [trees, rows]
         for _ in range(self.depth):
-            go_left = x[rows, at(self.feature)] <= at(self.threshold)
-            node = np.where(at(self.leaf), node, np.where(go_left, at(self.left), at(self.right)))
-        return (np.take_along_axis(self.value, node, axis=1).sum(axis=0) + self.baseline).astype(np.float32)
+            go_left = columns[t["feature"][node], rows] <= t["threshold"][node]
+            node = np.where(go_left, t["left"][node], t["right"][node])
+        return (t["value"][node].sum(axis=0) + self.baseline).astype(np.float32)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return (1.0 / (1.0 + np.exp(-self.logit(x)))).astype(np.float32)
@@ -61,6 +73,24 @@ class Forest:
                                                               ("left", np.int64), ("right", np.int64),
                                                               ("leaf", bool), ("value", np.float64))}
         return cls(expected, baseline=float(spec["baseline"]), depth=int(spec["depth"]), **arrays)
+
+    @classmethod
+    def average(cls, forests: list["Forest"]) -> "Forest":
+        """One forest whose logit is the mean of ``forests``' logits (bagging)."""
+        if len({f.names for f in forests}) != 1:
+            raise ValueError("forests over different features cannot be averaged")
+        width = max(f.feature.shape[1] for f in forests)
+
+        def padded(f: "Forest", name: str) -> np.ndarray:
+            table = getattr(f, name)
+            fill = {"leaf": True}.get(name, 0)
+            return np.pad(table, ((0, 0), (0, width - table.shape[1])), constant_values=fill)
+
+        tables = {k: np.concatenate([padded(f, k) for f in forests])
+                  for k in ("feature", "threshold", "left", "right", "leaf", "value")}
+        tables["value"] = tables["value"] / len(forests)
+        return cls(forests[0].names, baseline=float(np.mean([f.baseline for f in forests])),
+                   depth=max(f.depth for f in forests), **tables)
 
     @classmethod
     def from_sklearn(cls, model, names: tuple[str, ...]) -> "Forest":

@@ -45,6 +45,30 @@ def test_trees_exported_from_scikit_learn_predict_what_scikit_learn_predicts():
         Forest.from_json(forest.to_json(), ("a", "b"))
 
 
+def test_averaged_forests_predict_the_mean_of_their_logits():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from compressors.trees import Forest
+
+    rng = np.random.default_rng(1)
+    x = rng.random((300, 3))
+    y = ((x[:, 0] + 0.3 * x[:, 1] > 0.6) | (rng.random(300) < 0.1)).astype(int)
+    names = ("a", "b", "c")
+    # different depths and sizes, so that the tables are padded to one width
+    forests = [Forest.from_sklearn(HistGradientBoostingClassifier(max_iter=m, max_depth=d, random_state=0)
+                                   .fit(x, y, sample_weight=rng.poisson(1.0, 300).astype(float)), names)
+               for m, d in ((10, 2), (25, 3), (5, 4))]
+    probe = rng.random((40, 3))
+    mean = np.mean([f.logit(probe) for f in forests], axis=0)
+    bagged = Forest.from_json(Forest.average(forests).to_json(), names)
+    assert bagged.feature.shape[0] == 40
+    assert np.allclose(bagged.logit(probe), mean, atol=1e-5)
+    assert not np.allclose(forests[0].logit(probe), mean, atol=1e-3)
+    with pytest.raises(ValueError, match="different features"):
+        Forest.average([forests[0], Forest.from_json(forests[1].to_json() | {"features": ["x", "y", "z"]},
+                                                     ("x", "y", "z"))])
+
+
 def test_protected_blocks_are_single_units():
     text = ("Intro text here. More intro.\n```python\nx = 1. y = 2.\nprint(x)\n```\n"
             "| a | b |\n|---|---|\n| 1.5 | 2 |\n- item one. still item one.\n2) second item. yes.\nLast one. Really.")
