@@ -79,7 +79,9 @@ def parse_grid(text: str):
 def main() -> None:
     from hotpot_to_batch import resolve
     from middleware.library import Ragpress
-    from train_extractive_head import TRAINING_FILES, add_reading_arguments, build_items, fit, reading_of, training_files
+    import train_extractive_head
+    from train_extractive_head import (TRAINING_FILES, add_bags_argument, add_reading_arguments, build_items, fit,
+                                       reading_of, training_files)
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", action="append", default=None, help="a training file (repeatable)")
@@ -93,7 +95,9 @@ def main() -> None:
     ap.add_argument("--cheap-data", action="append", default=None,
                     help="fit the cheap heads on this training file only (repeatable; the rerank head on all)")
     add_reading_arguments(ap)
+    add_bags_argument(ap)
     args = ap.parse_args()
+    train_extractive_head.BAGS = args.bags
 
     engine = Ragpress()
     files = training_files(args.data or TRAINING_FILES)
@@ -117,7 +121,7 @@ def main() -> None:
                       f"{s['answer_kept']:.3f} ({s['answer_questions']}) | "
                       f"{s['answer_kept_reachable']:.3f} ({s['reachable_questions']}) | {s['tokens']:.0f} |")
     Path(args.out).write_text(json.dumps({"trained_on": [f.name for f in files], "cheap_heads_on": sorted(cheap or []),
-                                          "rerank": dense is not None, "lead_words": args.lead_words,
+                                          "rerank": dense is not None, "lead_words": args.lead_words, "bags": args.bags,
                                           "reading": vars(reading), "runs": [
         {"options": o, "results": r} for o, r in zip(variants, summaries)]}, indent=2))
     print(f"wrote {args.out}")

@@ -57,6 +57,9 @@ FOLDS = 5  # by question (SHA-1 of the id); fold 0 is the validation split
 # the trees then depend on the rows' order (which files come first); off, every forest
 # has its 200 trees whatever the order. The fast heads were fitted with it on (--early-stopping).
 EARLY_STOPPING = False
+# A forest head is the average of this many forests, each fitted on a Poisson bootstrap of the
+# rows (seeds 0, 1, ...); 1: one forest on the rows as they are.
+BAGS = 1
 
 
 def train(kind, x, y, names):
@@ -66,9 +69,15 @@ def train(kind, x, y, names):
 
         from compressors.trees import Forest
 
-        model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_depth=3, random_state=0,
-                                               early_stopping="auto" if EARLY_STOPPING else False)
-        return Forest.from_sklearn(model.fit(x, y), names)
+        def forest(seed, weight=None):
+            model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_depth=3, random_state=seed,
+                                                   early_stopping="auto" if EARLY_STOPPING else False)
+            return Forest.from_sklearn(model.fit(x, y, sample_weight=weight), names)
+
+        if BAGS == 1:
+            return forest(0)
+        return Forest.average([forest(b, np.random.default_rng(b).poisson(1.0, len(y)).astype(np.float64))
+                               for b in range(BAGS)])
     from sklearn.linear_model import LogisticRegression
 
     from compressors.head import Logistic
@@ -244,7 +253,7 @@ def fit(items: list[Item], log=print, dense=None, reading=None,
     sources = sorted({it.source for it in items})
     spec = {"doc1": doc1.to_json(), "doc2": doc2.to_json(), "pair": pair.to_json(), "unit": unit.to_json(),
             "trained_on": sources, "questions": {s: sum(it.source == s for it in items) for s in sources},
-            "validation_fold": validation,
+            "validation_fold": validation, **({"forest_bags": BAGS} if BAGS > 1 else {}),
             "validation_average_precision": {"doc1": ap1, "doc2": ap2, "pair": ap_pair, "unit": ap3},
             "validation_pair_top1": round(float(np.mean(top1)), 4) if both else None}
     if dense is None:
@@ -304,6 +313,11 @@ def add_reading_arguments(ap) -> None:
     ap.add_argument("--more-probability", type=float, default=rerank.MORE_PROBABILITY)
 
 
+def add_bags_argument(ap) -> None:
+    ap.add_argument("--bags", type=int, default=BAGS,
+                    help="average each forest head over this many fits on bootstrap resamples of the rows")
+
+
 def reading_of(args):
     from compressors import rerank
 
@@ -328,9 +342,10 @@ def main() -> None:
                     help="fit the cheap heads on this training file only (repeatable; the rerank head on all)")
     ap.add_argument("--early-stopping", action="store_true",
                     help="let scikit-learn stop boosting early (how the fast heads were fitted)")
+    add_bags_argument(ap)
     args = ap.parse_args()
-    global EARLY_STOPPING
-    EARLY_STOPPING = args.early_stopping
+    global EARLY_STOPPING, BAGS
+    EARLY_STOPPING, BAGS = args.early_stopping, args.bags
     engine = Ragpress()
     items = build_items(training_files(args.data or TRAINING_FILES), engine)
     if args.holdout:
