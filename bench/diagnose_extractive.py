@@ -18,7 +18,11 @@ keeps the answer for and the heads do not is put in one class:
   (the method stopped early).
 
 Also prints where the answer's passage ranks under the heads' document score and
-under the dense cosine of its best sentence. Never run it on the dev files.
+under the dense cosine of its best sentence, and, inside each passage that holds an
+answer in one of at least two units, how often a unit holding it comes first by
+the heads' probability, by the static table's cosine and by the dense cosine ("title:
+sentence" for both): whether a real transformer would choose better inside a passage.
+Never run it on the dev files.
 """
 
 from __future__ import annotations
@@ -49,14 +53,15 @@ def main() -> None:
     from compressors import head, packing
     from compressors.base import CompressionJob
     from compressors.extractive import ExtractiveOptions
-    from hotpot_to_batch import read_rows, resolve
+    from hotpot_to_batch import read_rows
     from hotpot_to_batch import fold as question_fold
     from metrics import answer_kept, normalise
     from middleware.library import Ragpress
-    from train_extractive_head import segmented
+    from train_extractive_head import segmented, training_files
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="nq/nq_hybrid_train.jsonl")
+    ap.add_argument("--data", default="nq/nq_hybrid_train.jsonl",
+                    help="a training file (or derived:hotpot_train_distractor, built from the HotpotQA one)")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--fold", type=int, default=None,
                     help="only this fold's questions (of 5, by id hash: train_extractive_head.py --holdout --fold N)")
@@ -73,7 +78,7 @@ def main() -> None:
     opts = ExtractiveOptions()
     tok = engine.models.tokenizers.get("gpt-4o")
     static, dense = engine.models.static_embedder().embed, engine.models.onnx_embedder().embed
-    rows = [r for r in read_rows(resolve(args.data)) if args.fold is None or question_fold(r["id"], 5) == args.fold]
+    rows = [r for r in read_rows(training_files([args.data])[0]) if args.fold is None or question_fold(r["id"], 5) == args.fold]
     rows = rows[:args.limit]
     tally = {(n, b): collections.Counter() for n in named for b in BUDGETS}
     ranks = {(n, b): collections.defaultdict(list) for n in named for b in BUDGETS}
@@ -83,18 +88,30 @@ def main() -> None:
         if not seg.units:
             continue
         accepted = [f" {n} " for n in (normalise(a) for a in row.get("answers") or [row["answer"]]) if n]
+        if answer_kept(accepted, "") is None:  # yes/no answers are never in a context
+            continue
         holds = np.array([any(a in f" {normalise(u.text)} " for a in accepted) for u in seg.units])
         if not holds.any():
             continue
         job = CompressionJob(req.query, req.documents, 300, tok)
         cos = sentence_cosine(job, seg, dense)
+        static_cos = sentence_cosine(job, seg, static)
         answer_docs = {seg.units[i].doc for i in np.flatnonzero(holds)}
         doc_of = np.array([u.doc for u in seg.units])
         dense_doc = np.array([cos[doc_of == d].max() if (doc_of == d).any() else -1 for d in range(len(req.documents))])
         dense_rank = min(int((dense_doc > dense_doc[d]).sum()) for d in answer_docs)
+        # Passages with an answer in some but not all of at least two units: the choice inside them.
+        inside = [np.flatnonzero(doc_of == d) for d in sorted(answer_docs)]
+        inside = [u for u in inside if len(u) >= 2 and not holds[u].all()]
+
+        def first_inside(score: np.ndarray) -> int:
+            return sum(bool(holds[u[int(np.argmax(score[u]))]]) for u in inside)
+
         for name, heads in named.items():
             scores = heads.score(job, seg, static, dense, heads.reading)
             head_rank = min(int((scores.doc > scores.doc[d]).sum()) for d in answer_docs)
+            within = {"passages": len(inside), "heads": first_inside(scores.unit),
+                      "static_cosine": first_inside(static_cos), "dense_cosine": first_inside(cos)}
             eligible = scores.eligible(seg, opts.min_probability, opts.min_document_probability)
             for budget in BUDGETS:
                 t, job_b = tally[name, budget], CompressionJob(req.query, req.documents, budget, tok)
@@ -103,6 +120,8 @@ def main() -> None:
                 cos_docs, _ = packing.pack(job_b, seg, [int(i) for i in np.argsort(-cos, kind="stable")])
                 ext, cosine = answer_kept(accepted, text(ext_docs)), answer_kept(accepted, text(cos_docs))
                 t["questions"] += 1
+                for key, n in within.items():
+                    t[f"inside_{key}"] += n
                 t["extractive"] += ext
                 t["cosine"] += cosine
                 t["heads_without_thresholds"] += answer_kept(accepted, text(all_docs))
@@ -128,6 +147,9 @@ def main() -> None:
               f"(document {t['document']}, sentence {t['sentence']}, threshold {t['threshold']}), "
               f"extractive only {t['extractive_only']}; answer passage ranked first by the heads "
               f"{t['answer_passage_first_heads']}, by the dense cosine {t['answer_passage_first_dense']}")
+        print(f"  inside {t['inside_passages']} answer passages of at least two units, a unit holding the answer "
+              f"comes first by the heads {t['inside_heads']}, by the static cosine {t['inside_static_cosine']}, "
+              f"by the dense cosine {t['inside_dense_cosine']}")
         for cls, rs in ranks[name, b].items():
             print(f"  {cls}: answer passage rank (0 = first) under the heads median "
                   f"{statistics.median(r[0] for r in rs)}, under the dense cosine median "
