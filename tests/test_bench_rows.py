@@ -78,3 +78,30 @@ def test_the_paired_sign_test_is_exact_and_two_sided():
     assert sign_test(1, 2) == 1.0 and sign_test(2, 3) == 1.0  # a one-question net difference says nothing
     assert sign_test(0, 5) == sign_test(5, 0) == 2 / 32
     assert abs(sign_test(25, 2) - 2 * (1 + 27 + 351) / 2 ** 27) < 1e-15  # C(27, 0..2)
+
+
+def test_bagged_forest_heads_average_fits_on_bootstrap_resamples(monkeypatch):
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    import train_extractive_head as training
+    from compressors.trees import Forest
+
+    rng = np.random.default_rng(3)
+    x = rng.random((200, 3))
+    y = ((x[:, 0] > 0.4) ^ (rng.random(200) < 0.1)).astype(int)
+    names = ("a", "b", "c")
+    monkeypatch.setattr(training, "BAGS", 3)
+    bagged = training.train(("forest", None), x, y, names)
+    assert bagged.feature.shape[0] == 3 * 200  # three forests of 200 trees side by side
+
+    def one(seed):
+        weight = np.random.default_rng(seed).poisson(1.0, len(y)).astype(np.float64)
+        model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_depth=3, random_state=seed,
+                                               early_stopping=False)
+        return Forest.from_sklearn(model.fit(x, y, sample_weight=weight), names).logit(x)
+
+    assert np.allclose(bagged.logit(x), np.mean([one(s) for s in range(3)], axis=0), atol=1e-5)
+    monkeypatch.setattr(training, "BAGS", 1)
+    single = training.train(("forest", None), x, y, names)
+    assert single.feature.shape[0] == 200 and not np.allclose(single.logit(x), bagged.logit(x), atol=1e-3)
