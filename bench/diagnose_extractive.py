@@ -78,7 +78,8 @@ def main() -> None:
     opts = ExtractiveOptions()
     tok = engine.models.tokenizers.get("gpt-4o")
     static, dense = engine.models.static_embedder().embed, engine.models.onnx_embedder().embed
-    rows = [r for r in read_rows(training_files([args.data])[0]) if args.fold is None or question_fold(r["id"], 5) == args.fold]
+    rows = [r for r in read_rows(training_files([args.data])[0])
+            if args.fold is None or question_fold(r["id"], 5) == args.fold]
     rows = rows[:args.limit]
     tally = {(n, b): collections.Counter() for n in named for b in BUDGETS}
     ranks = {(n, b): collections.defaultdict(list) for n in named for b in BUDGETS}

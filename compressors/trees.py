@@ -40,7 +40,8 @@ class Forest:
         trees, width = self.feature.shape
         at = np.arange(trees * width).reshape(trees, width)
         start = np.arange(trees, dtype=np.int64) * width
-        flat = {"feature": np.where(self.leaf, 0, self.feature), "threshold": np.where(self.leaf, np.inf, self.threshold),
+        flat = {"feature": np.where(self.leaf, 0, self.feature),
+                "threshold": np.where(self.leaf, np.inf, self.threshold),
                 "left": np.where(self.leaf, at, self.left + start[:, None]),
                 "right": np.where(self.leaf, at, self.right + start[:, None]), "value": self.value}
         object.__setattr__(self, "_flat", {k: np.ascontiguousarray(v).ravel() for k, v in flat.items()})
@@ -77,6 +78,8 @@ class Forest:
     @classmethod
     def average(cls, forests: list["Forest"]) -> "Forest":
         """One forest whose logit is the mean of ``forests``' logits (bagging)."""
+        if not forests:
+            raise ValueError("no forests to average")
         if len({f.names for f in forests}) != 1:
             raise ValueError("forests over different features cannot be averaged")
         width = max(f.feature.shape[1] for f in forests)

@@ -64,6 +64,8 @@ def test_averaged_forests_predict_the_mean_of_their_logits():
     assert bagged.feature.shape[0] == 40
     assert np.allclose(bagged.logit(probe), mean, atol=1e-5)
     assert not np.allclose(forests[0].logit(probe), mean, atol=1e-3)
+    with pytest.raises(ValueError, match="no forests"):
+        Forest.average([])
     with pytest.raises(ValueError, match="different features"):
         Forest.average([forests[0], Forest.from_json(forests[1].to_json() | {"features": ["x", "y", "z"]},
                                                      ("x", "y", "z"))])
