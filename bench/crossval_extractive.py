@@ -33,13 +33,16 @@ def parse_option(text: str):
 
 
 def crossvalidate(items, engine, variants: list[dict], fit, log=print, dense=None,
-                  cheap_sources: set[str] | None = None, lead_words: int | None = None, reading=None) -> list[dict]:
+                  cheap_sources: set[str] | None = None, lead_words: int | None = None, reading=None,
+                  kept: list[dict] | None = None) -> list[dict]:
     """For each option set in ``variants``: per source file and budget, the figures of the questions of
     ``items`` judged by heads fitted without their fold (with a rerank head when ``dense``, the real
     embedder, is given, reading the documents ``reading`` chooses, or exactly the first variant's
-    ``rerank_documents`` where it names them). The heads are fitted once per fold and shared by the variants."""
+    ``rerank_documents`` where it names them). The heads are fitted once per fold and shared by the variants.
+    With ``kept`` (a list with one dict per variant), also whether each question kept its answer:
+    source -> budget -> question id -> bool (yes/no answers left out), for paired comparisons."""
     from compressors import head, rerank
-    from metrics import Tally
+    from metrics import Tally, answer_kept, answers
     from middleware.types import Stage
 
     tallies: list[dict] = [{} for _ in variants]
@@ -58,12 +61,15 @@ def crossvalidate(items, engine, variants: list[dict], fit, log=print, dense=Non
                     continue
                 docs, gold = it.request
                 full = "\n".join(d["text"] for d in docs)
-                for options, per in zip(variants, tallies):
+                for v, (options, per) in enumerate(zip(variants, tallies)):
                     for budget in BUDGETS:
                         res = engine.compress(it.ctx.job.query, docs, budget,
                                               pipeline=[Stage("extractive", options)])
                         per.setdefault(it.source, {}).setdefault(budget, Tally()).add(
                             gold, res.context, res.compressed_tokens, full)
+                        answer = answer_kept(answers(gold), res.context)
+                        if kept is not None and answer is not None:
+                            kept[v].setdefault(it.source, {}).setdefault(str(budget), {})[str(gold["id"])] = answer
         finally:
             head.load = real_load
         log(f"fold {held_out} done")
@@ -96,6 +102,8 @@ def main() -> None:
                     help="fit the cheap heads on this training file only (repeatable; the rerank head on all)")
     add_reading_arguments(ap)
     add_bags_argument(ap)
+    ap.add_argument("--per-question", action="store_true",
+                    help="also write whether each question kept its answer (for bench/paired_extractive.py --crossval)")
     args = ap.parse_args()
     train_extractive_head.BAGS = args.bags
 
@@ -109,8 +117,9 @@ def main() -> None:
     dense = None if args.no_rerank else engine.models.onnx_embedder().embed
     cheap = {resolve(d).name for d in args.cheap_data} if args.cheap_data else None
     reading = reading_of(args)
+    kept = [{} for _ in variants] if args.per_question else None
     summaries = crossvalidate(items, engine, variants, fit, log=lambda m: print(m, file=sys.stderr), dense=dense,
-                              cheap_sources=cheap, lead_words=args.lead_words, reading=reading)
+                              cheap_sources=cheap, lead_words=args.lead_words, reading=reading, kept=kept)
     print(f"trained on {[f.name for f in files]}")
     print("| options | file | budget | SF recall | answer kept | answer kept where the context has it | tokens |")
     print("|---|---|---|---|---|---|---|")
@@ -123,7 +132,8 @@ def main() -> None:
     Path(args.out).write_text(json.dumps({"trained_on": [f.name for f in files], "cheap_heads_on": sorted(cheap or []),
                                           "rerank": dense is not None, "lead_words": args.lead_words, "bags": args.bags,
                                           "reading": vars(reading), "runs": [
-        {"options": o, "results": r} for o, r in zip(variants, summaries)]}, indent=2))
+        {"options": o, "results": r, **({"kept": kept[i]} if kept else {})}
+        for i, (o, r) in enumerate(zip(variants, summaries))]}, indent=2))
     print(f"wrote {args.out}")
 
 

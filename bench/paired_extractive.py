@@ -10,6 +10,12 @@ or neither keep say nothing about which is better). By default A is the default
 heads and B the `fast` heads, on both dev files. Writes
 bench/results/paired_extractive.json (or --out; a run with --limit never writes the
 default file).
+
+    .venv/bin/python bench/paired_extractive.py --crossval A.json B.json --out PATH
+
+pairs two cross-validation runs of the training files instead (each written by
+``bench/crossval_extractive.py --per-question``: every question judged by heads that
+never saw it), file by file and budget by budget, over the questions both judged.
 """
 
 from __future__ import annotations
@@ -35,6 +41,41 @@ def sign_test(a_only: int, b_only: int) -> float:
     return min(1.0, 2 * tail)
 
 
+SPLIT = {(True, True): "both", (True, False): "a_only", (False, True): "b_only", (False, False): "neither"}
+
+
+def paired_counts(a: dict, b: dict) -> dict:
+    """Counts and sign-test p of two {question id: answer kept} maps, over the ids in both."""
+    counts = {"both": 0, "a_only": 0, "b_only": 0, "neither": 0}
+    for qid in sorted(a.keys() & b.keys()):
+        counts[SPLIT[(bool(a[qid]), bool(b[qid]))]] += 1
+    counts["p"] = round(sign_test(counts["a_only"], counts["b_only"]), 4)
+    return counts
+
+
+def print_row(name: str, budget, counts: dict) -> None:
+    print(f"| {name} | {budget} | {counts['both']} | {counts['a_only']} | {counts['b_only']} | "
+          f"{counts['neither']} | {counts['p']} |")
+
+
+def crossval_main(a_path: str, b_path: str, out: str | None) -> None:
+    runs = [json.loads(Path(p).read_text())["runs"][0] for p in (a_path, b_path)]
+    if not all("kept" in r for r in runs):
+        sys.exit("both files must come from bench/crossval_extractive.py --per-question")
+    print(f"A: {a_path}   B: {b_path}")
+    print("| file | budget | both keep | A only | B only | neither | sign-test p |")
+    print("|---|---|---|---|---|---|---|")
+    results: dict = {}
+    for source in sorted(runs[0]["kept"].keys() & runs[1]["kept"].keys()):
+        for budget in sorted(runs[0]["kept"][source], key=int):
+            counts = paired_counts(runs[0]["kept"][source][budget], runs[1]["kept"][source].get(budget, {}))
+            results.setdefault(source, {})[budget] = counts
+            print_row(source, budget, counts)
+    target = Path(out) if out else HERE / "results" / "paired_extractive_crossval.json"
+    target.write_text(json.dumps({"a": a_path, "b": b_path, "results": results}, indent=1))
+    print(f"wrote {target}")
+
+
 def main() -> None:
     from datapaths import resolve, results_path
     from extractive import load
@@ -50,7 +91,11 @@ def main() -> None:
     ap.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS))
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--crossval", nargs=2, metavar=("A", "B"), default=None,
+                    help="pair two crossval_extractive.py --per-question results instead of compressing")
     args = ap.parse_args()
+    if args.crossval:
+        return crossval_main(*args.crossval, args.out)
     a_opts, b_opts = options(args.a), options(args.b if args.b is not None else ["heads=fast"])
     engine = Ragpress()
     results: dict = {}
@@ -61,21 +106,18 @@ def main() -> None:
         path = resolve(name)
         pairs = load(path, args.limit)
         for budget in args.budgets:
-            counts = {"both": 0, "a_only": 0, "b_only": 0, "neither": 0}
-            for line, gold in pairs:
+            kept_a, kept_b = {}, {}
+            for k, (line, gold) in enumerate(pairs):
                 accepted = answers(gold)
                 kept = [answer_kept(accepted, engine.compress(line["query"], line["documents"], budget,
                                                               pipeline=[Stage("extractive", opts)]).context)
                         for opts in (a_opts, b_opts)]
                 if kept[0] is None:  # yes/no answers are not counted
                     continue
-                key = {(True, True): "both", (True, False): "a_only", (False, True): "b_only",
-                       (False, False): "neither"}[(bool(kept[0]), bool(kept[1]))]
-                counts[key] += 1
-            counts["p"] = round(sign_test(counts["a_only"], counts["b_only"]), 4)
+                kept_a[k], kept_b[k] = kept
+            counts = paired_counts(kept_a, kept_b)
             results.setdefault(path.name, {})[budget] = counts
-            print(f"| {path.name} | {budget} | {counts['both']} | {counts['a_only']} | {counts['b_only']} | "
-                  f"{counts['neither']} | {counts['p']} |")
+            print_row(path.name, budget, counts)
     out = results_path("paired_extractive", bool(args.limit), args.out)
     out.write_text(json.dumps({"a": a_opts, "b": b_opts, "results": results}, indent=1))
     print(f"wrote {out}")

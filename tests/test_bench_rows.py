@@ -105,3 +105,23 @@ def test_bagged_forest_heads_average_fits_on_bootstrap_resamples(monkeypatch):
     monkeypatch.setattr(training, "BAGS", 1)
     single = training.train(("forest", None), x, y, names)
     assert single.feature.shape[0] == 200 and not np.allclose(single.logit(x), bagged.logit(x), atol=1e-3)
+
+
+def test_paired_crossval_runs_count_disagreements_over_the_questions_both_judged(tmp_path, capsys):
+    from paired_extractive import crossval_main, paired_counts
+
+    a = {"q1": True, "q2": True, "q3": False, "q4": True, "only_a": True}
+    b = {"q1": True, "q2": False, "q3": False, "q4": False, "only_b": False}
+    assert paired_counts(a, b) == {"both": 1, "a_only": 2, "b_only": 0, "neither": 1, "p": 0.5}
+    runs = []
+    for name, kept in (("a", a), ("b", b)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"runs": [{"options": {}, "results": {}, "kept": {"f.jsonl": {"150": kept}}}]}))
+        runs.append(str(path))
+    out = tmp_path / "paired.json"
+    crossval_main(*runs, str(out))
+    assert json.loads(out.read_text())["results"]["f.jsonl"]["150"]["a_only"] == 2
+    assert "| f.jsonl | 150 | 1 | 2 | 0 | 1 | 0.5 |" in capsys.readouterr().out
+    (tmp_path / "b.json").write_text(json.dumps({"runs": [{"options": {}, "results": {}}]}))
+    with pytest.raises(SystemExit, match="--per-question"):
+        crossval_main(*runs, str(out))
