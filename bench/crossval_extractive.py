@@ -42,7 +42,7 @@ def crossvalidate(items, engine, variants: list[dict], fit, log=print, dense=Non
     With ``kept`` (a list with one dict per variant), also whether each question kept its answer:
     source -> budget -> question id -> bool (yes/no answers left out), for paired comparisons."""
     from compressors import head, rerank
-    from metrics import Tally, answer_kept, answers
+    from metrics import Tally
     from middleware.types import Stage
 
     tallies: list[dict] = [{} for _ in variants]
@@ -65,9 +65,8 @@ def crossvalidate(items, engine, variants: list[dict], fit, log=print, dense=Non
                     for budget in BUDGETS:
                         res = engine.compress(it.ctx.job.query, docs, budget,
                                               pipeline=[Stage("extractive", options)])
-                        per.setdefault(it.source, {}).setdefault(budget, Tally()).add(
+                        answer = per.setdefault(it.source, {}).setdefault(budget, Tally()).add(
                             gold, res.context, res.compressed_tokens, full)
-                        answer = answer_kept(answers(gold), res.context)
                         if kept is not None and answer is not None:
                             kept[v].setdefault(it.source, {}).setdefault(str(budget), {})[str(gold["id"])] = answer
         finally:

@@ -41,12 +41,34 @@ sys.path.insert(0, str(HERE))
 BUDGETS = (150, 300)
 
 
-def sentence_cosine(job, seg, embed) -> np.ndarray:
-    """Cosine of the query with every unit as the ``cosine`` baseline reads it ("title: sentence")."""
+def sentence_cosine(job, seg, embed, units=None) -> np.ndarray:
+    """Cosine of the query with every unit (or those of ``units``) as the ``cosine`` baseline reads
+    it ("title: sentence")."""
     from compressors.baselines import titled
 
-    vecs = embed([job.query, *(titled(job, u) for u in seg.units)])
+    chosen = seg.units if units is None else [seg.units[i] for i in units]
+    vecs = embed([job.query, *(titled(job, u) for u in chosen)])
     return (vecs[1:] @ vecs[0]).astype(np.float32)
+
+
+def answer_holders(accepted: list[str], seg) -> np.ndarray:
+    """Per unit: holds one of ``accepted`` (normalised answers padded with spaces)."""
+    from metrics import normalise
+
+    return np.array([any(a in f" {normalise(u.text)} " for a in accepted) for u in seg.units], dtype=bool)
+
+
+def answer_passages(seg, holds: np.ndarray) -> list[np.ndarray]:
+    """The units of each passage with an answer in some but not all of at least two units:
+    the passages where the choice inside them decides."""
+    doc_of = np.array([u.doc for u in seg.units])
+    passages = [np.flatnonzero(doc_of == d) for d in sorted({seg.units[i].doc for i in np.flatnonzero(holds)})]
+    return [u for u in passages if len(u) >= 2 and not holds[u].all()]
+
+
+def first_holds(score: np.ndarray, holds: np.ndarray, passage: np.ndarray) -> bool:
+    """Whether the unit of ``passage`` first by ``score`` (one score per unit of it) holds an answer."""
+    return bool(holds[passage[int(np.argmax(score))]])
 
 
 def main() -> None:
@@ -91,7 +113,7 @@ def main() -> None:
         accepted = [f" {n} " for n in (normalise(a) for a in row.get("answers") or [row["answer"]]) if n]
         if answer_kept(accepted, "") is None:  # yes/no answers are never in a context
             continue
-        holds = np.array([any(a in f" {normalise(u.text)} " for a in accepted) for u in seg.units])
+        holds = answer_holders(accepted, seg)
         if not holds.any():
             continue
         job = CompressionJob(req.query, req.documents, 300, tok)
@@ -101,12 +123,10 @@ def main() -> None:
         doc_of = np.array([u.doc for u in seg.units])
         dense_doc = np.array([cos[doc_of == d].max() if (doc_of == d).any() else -1 for d in range(len(req.documents))])
         dense_rank = min(int((dense_doc > dense_doc[d]).sum()) for d in answer_docs)
-        # Passages with an answer in some but not all of at least two units: the choice inside them.
-        inside = [np.flatnonzero(doc_of == d) for d in sorted(answer_docs)]
-        inside = [u for u in inside if len(u) >= 2 and not holds[u].all()]
+        inside = answer_passages(seg, holds)
 
         def first_inside(score: np.ndarray) -> int:
-            return sum(bool(holds[u[int(np.argmax(score[u]))]]) for u in inside)
+            return sum(first_holds(score[u], holds, u) for u in inside)
 
         for name, heads in named.items():
             scores = heads.score(job, seg, static, dense, heads.reading)

@@ -67,7 +67,8 @@ class Tally:
         self.reachable: list[bool] = []
         self.tokens: list[int] = []
 
-    def add(self, gold: dict, context: str, tokens: int, full_context: str | None = None) -> None:
+    def add(self, gold: dict, context: str, tokens: int, full_context: str | None = None) -> bool | None:
+        """Counts one question; returns whether it kept its answer (None for yes/no answers)."""
         recall, answer = supporting_recall(gold, context), answer_kept(answers(gold), context)
         if recall is not None:
             self.recall.append(recall)
@@ -76,6 +77,7 @@ class Tally:
             if full_context is not None and answer_kept(answers(gold), full_context):
                 self.reachable.append(answer)
         self.tokens.append(tokens)
+        return answer
 
     def summary(self) -> dict:
         mean = lambda xs: statistics.fmean(xs) if xs else None  # noqa: E731

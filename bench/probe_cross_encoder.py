@@ -32,12 +32,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-def unit_text(job, seg, i: int) -> str:
-    unit = seg.units[i]
-    return f"{job.documents[unit.doc].title}: {unit.text}"
-
-
 def training_pairs(items, fold: int, seed: int = 0) -> tuple[list[tuple[str, str]], list[float]]:
+    from compressors.baselines import titled
+
     rng = random.Random(seed)
     pairs, labels = [], []
     for it in items:
@@ -49,7 +46,7 @@ def training_pairs(items, fold: int, seed: int = 0) -> tuple[list[tuple[str, str
         docs = set(gold) | set(rng.sample(others, min(2, len(others))))
         for i, unit in enumerate(seg.units):
             if unit.doc in docs:
-                pairs.append((job.query, unit_text(job, seg, i)))
+                pairs.append((job.query, titled(job, unit)))
                 labels.append(float(it.unit_y[i]))
     return pairs, labels
 
@@ -94,6 +91,8 @@ def main() -> None:
     import torch
 
     from compressors import head
+    from compressors.baselines import titled
+    from diagnose_extractive import answer_holders, answer_passages, first_holds, sentence_cosine
     from metrics import normalise
     from middleware.library import Ragpress
     from train_extractive_head import TRAINING_FILES, build_items, training_files
@@ -120,10 +119,6 @@ def main() -> None:
                             log=lambda m: print(m, file=sys.stderr))
     heads = head.from_spec(spec)
 
-    def cosine(embed, job, seg, idx):
-        vecs = embed([job.query, *(unit_text(job, seg, i) for i in idx)])
-        return vecs[1:] @ vecs[0]
-
     per_file: dict[str, dict] = {}
     times = []
     for it in items:
@@ -133,10 +128,8 @@ def main() -> None:
         accepted = [f" {n} " for n in (normalise(a) for a in it.request[1]["answers"]) if n and n not in ("yes", "no")]
         if not accepted:
             continue
-        holds = np.array([any(a in f" {normalise(u.text)} " for a in accepted) for u in seg.units])
-        doc_of = np.array([u.doc for u in seg.units])
-        inside = [np.flatnonzero(doc_of == d) for d in sorted({seg.units[i].doc for i in np.flatnonzero(holds)})]
-        inside = [u for u in inside if len(u) >= 2 and not holds[u].all()]
+        holds = answer_holders(accepted, seg)
+        inside = answer_passages(seg, holds)
         if not inside:
             continue
         unit_prob = heads.score(job, seg, static, dense, heads.reading).unit
@@ -145,14 +138,14 @@ def main() -> None:
         for u in inside:
             started = time.perf_counter()
             with torch.inference_mode():
-                ce_scores = np.asarray(ce.predict([(job.query, unit_text(job, seg, i)) for i in u],
+                ce_scores = np.asarray(ce.predict([(job.query, titled(job, seg.units[i])) for i in u],
                                                   show_progress_bar=False))
             times.append((time.perf_counter() - started) * 1000 / len(u))
-            scores = {"heads": unit_prob[u], "static_cosine": cosine(static, job, seg, u),
-                      "dense_cosine": cosine(dense, job, seg, u), "cross_encoder": ce_scores}
+            scores = {"heads": unit_prob[u], "static_cosine": sentence_cosine(job, seg, static, u),
+                      "dense_cosine": sentence_cosine(job, seg, dense, u), "cross_encoder": ce_scores}
             tally["passages"] += 1
             for name, s in scores.items():
-                tally[name] += bool(holds[u[int(np.argmax(s))]])
+                tally[name] += first_holds(s, holds, u)
     print(f"fold {args.fold}: inside each passage holding an answer in one of at least two units, "
           f"the unit first by each score holds it")
     print("| file | passages | heads (without the fold) | static cosine | MiniLM cosine | cross-encoder |")
