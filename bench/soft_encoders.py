@@ -80,7 +80,7 @@ def main() -> None:
 
     train_files = [datapaths.resolve(f) for f in (args.train_data or DEFAULT_FILES)]
     tests = [e for e in qa_examples(r for f in train_files for r in read_rows(f)) if held_out(e.id)]
-    texts = lambda ps: [t for p in ps for t in encoder_texts(p.title, p.text, c.chunk_words)]  # noqa: E731
+    texts = lambda ps: [t for p in ps for t in encoder_texts(p.title, p.text, c.chunk_words, c.chunking)]  # noqa: E731
     none = full = None
     held: dict[str, dict] = {}
     for name, embedder in builds.items():

@@ -3,7 +3,8 @@
     y = W_lin e + W_out gelu(W_in e + b_in) + b_out,   reshaped to (k, out_dim)
 
 ``e`` is the all-MiniLM-L6-v2 vector (384-d, L2-normalised) of a document or of one of its
-chunks (:func:`chunks`, when the config's ``chunk_words`` is set); ``y`` lives in
+chunks (:func:`chunks`, when the config's ``chunk_words`` is set: whole sentences or windows
+of words, its ``chunking``); ``y`` lives in
 SmolLM2-135M's input-embedding space (576-d). The linear path starts from a closed-form
 ridge fit and carries most of the map; the small MLP beside it adds what a linear map
 cannot (see ``compressors/data/SOFT_PROJECTOR.md``). Inference is numpy only: the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,9 @@ class ProjectorConfig:
     # sentences of at least n words, and each chunk ("{title}\n{chunk}") gets its own vector and k
     # soft tokens (a document that is one chunk keeps the document's own vector).
     chunk_words: int = 0
+    # How chunks are cut: "sentences" (whole sentences, at least chunk_words words) or "words"
+    # (windows of chunk_words words, sentence ends ignored: every vector covers as many words).
+    chunking: str = "sentences"
 
     def __post_init__(self) -> None:
         for name in ("k", "in_dim", "hidden", "out_dim"):
@@ -54,6 +59,8 @@ class ProjectorConfig:
                 raise InvalidArgument(f"projector {name} must be >= 1, got {getattr(self, name)}")
         if int(self.chunk_words) < 0:
             raise InvalidArgument(f"projector chunk_words must be >= 0, got {self.chunk_words}")
+        if self.chunking not in CHUNKINGS:
+            raise InvalidArgument(f"projector chunking must be one of {sorted(CHUNKINGS)}, got {self.chunking!r}")
 
 
 CONFIG_KEYS = tuple(ProjectorConfig.__dataclass_fields__)
@@ -146,18 +153,25 @@ def document_text(title: str, text: str) -> str:
     return f"{title}\n{text}" if title else text
 
 
-def chunks(text: str, min_words: int) -> list[str]:
+def chunks(text: str, min_words: int, chunking: str = "sentences") -> list[str]:
+    """``text`` cut the projector's way (``chunking``, one of :data:`CHUNKINGS`): whole sentences
+    (:func:`sentence_chunks`) or windows of words (:func:`word_windows`); ``min_words`` 0 gives the
+    whole text."""
+    if min_words <= 0:
+        return [text]
+    return _CHUNKERS[chunking](text, min_words)
+
+
+def sentence_chunks(text: str, min_words: int) -> list[str]:
     """``text`` cut into chunks of whole sentences, each of at least ``min_words`` words.
 
     Sentences (:func:`compressors.units.split`) are gathered in order until a chunk has
     ``min_words`` words; a last piece under half that joins the chunk before it. Chunks are
     verbatim slices of ``text`` (from a chunk's first sentence to its last); a text that makes
-    one chunk is returned whole. ``min_words`` 0 gives the whole text.
+    one chunk is returned whole.
     """
     from compressors import units
 
-    if min_words <= 0:
-        return [text]
     bounds: list[list[int]] = []  # [start, end, words] of each chunk
     current: list[int] | None = None
     for span in units.split(text):
@@ -178,8 +192,25 @@ def chunks(text: str, min_words: int) -> list[str]:
     return [text[a:b] for a, b, _ in bounds]
 
 
-def encoder_texts(title: str, text: str, chunk_words: int) -> list[str]:
+def word_windows(text: str, size: int) -> list[str]:
+    """``text`` cut into verbatim windows of ``size`` words (whitespace-separated); a last
+    window under half that joins the one before it. A text of one window is returned whole."""
+    spans = [m.span() for m in re.finditer(r"\S+", text)]
+    starts = list(range(0, len(spans), size))
+    if len(starts) > 1 and len(spans) - starts[-1] < (size + 1) // 2:
+        starts.pop()
+    if len(starts) <= 1:
+        return [text]
+    ends = starts[1:] + [len(spans)]
+    return [text[spans[a][0]:spans[b - 1][1]] for a, b in zip(starts, ends)]
+
+
+_CHUNKERS = {"sentences": sentence_chunks, "words": word_windows}
+CHUNKINGS = tuple(_CHUNKERS)
+
+
+def encoder_texts(title: str, text: str, chunk_words: int, chunking: str = "sentences") -> list[str]:
     """The encoder's inputs for a document: one per chunk (:func:`chunks`), each with the title,
     so a document that is a single chunk reads exactly as :func:`document_text` (and a
     collection's stored vector stands in for it)."""
-    return [document_text(title, c) for c in chunks(text, chunk_words)]
+    return [document_text(title, c) for c in chunks(text, chunk_words, chunking)]

@@ -1,7 +1,8 @@
 """``soft``: every document becomes ``k`` soft tokens, vectors in a local model's input space.
 
-A document is cut into chunks of whole sentences (at least the projector's
-``chunk_words`` words each; a projector with ``chunk_words`` 0 reads whole documents);
+A document is cut into chunks the projector's way (its ``chunking``: whole sentences of at
+least ``chunk_words`` words, or windows of ``chunk_words`` words; a projector with
+``chunk_words`` 0 reads whole documents);
 each chunk's sentence vector (all-MiniLM-L6-v2 over ``"{title}\\n{chunk}"``, read by its
 int8 ONNX build, the service's fast embedder, about 4x faster than the torch model on a
 request's chunks; for a document that is one chunk, the vector a collection stored for it
@@ -116,7 +117,7 @@ class SoftTokens(Compressor):
                                      f"server's embedder is {encoder_id(embedder.name)} (embedding_model)")
         docs = [d for d in documents if d.text.strip()]
         known = known or {}
-        texts = [encoder_texts(d.title, d.text, c.chunk_words) for d in docs]
+        texts = [encoder_texts(d.title, d.text, c.chunk_words, c.chunking) for d in docs]
         reused = {d.id for d, t in zip(docs, texts) if len(t) == 1 and d.id in known
                   and np.shape(known[d.id]) == (c.in_dim,)}
         fresh = [t for d, ts in zip(docs, texts) if d.id not in reused for t in ts]

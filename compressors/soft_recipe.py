@@ -107,7 +107,7 @@ def train(local: LocalModel, embedder: Embedder, render: Render, files: Sequence
     test_qa = [e for e in examples if held_out(e.id)]
     # Held-out questions' passages stay out of reconstruction too.
     test_ids = {e.id for e in test_qa}
-    units = lambda ps: [Passage(p.title, c) for p in ps for c in chunks(p.text, config.chunk_words)]  # noqa: E731
+    units = lambda ps: [Passage(p.title, c) for p in ps for c in chunks(p.text, config.chunk_words, config.chunking)]  # noqa: E731
     passages = units(distinct_passages(r for r in rows if str(r.get("id", "")) not in test_ids))
     rng.shuffle(passages)
     passages = passages[: config.recon_chunks]
@@ -123,7 +123,8 @@ def train(local: LocalModel, embedder: Embedder, render: Render, files: Sequence
     forcer = Forcer(local, render, config.max_answer_tokens)
     pconf = ProjectorConfig(k=config.k, hidden=config.hidden, in_dim=int(cache.vectors(passages[:1]).shape[1]),
                             out_dim=int(local.config.hidden_size), encoder=encoder_id(embedder.name),
-                            model=local.name, chunk_words=config.chunk_words)
+                            model=local.name, chunk_words=config.chunk_words,
+                            chunking=config.chunking)
     module = torch_projector(pconf, config.seed)
     recon_vecs = cache.vectors(passages)
     r2 = ridge_init(module, forcer, passages, recon_vecs, config)

@@ -61,6 +61,7 @@ class TrainConfig:
     max_answer_tokens: int = 16
     recon_chunks: int = 2000
     chunk_words: int = 36  # 0: one vector per document (see ProjectorConfig.chunk_words)
+    chunking: str = "sentences"  # or "words" (see ProjectorConfig.chunking)
     qa_recon_batch: int = 4  # reconstruction items added to each question-answering batch
     qa_recon_weight: float = 0.5  # their share of that batch's loss
 

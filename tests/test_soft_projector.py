@@ -63,6 +63,8 @@ def test_bad_inputs_are_refused(tmp_path):
         ProjectorConfig(k=0)
     with pytest.raises(InvalidArgument, match="chunk_words"):
         ProjectorConfig(chunk_words=-1)
+    with pytest.raises(InvalidArgument, match="chunking must be one of"):
+        ProjectorConfig(chunking="paragraphs")
 
 
 SENTENCES = ["The Eiffel Tower was completed in 1889 for the World's Fair held in Paris that year.",
@@ -85,6 +87,22 @@ def test_documents_are_cut_into_verbatim_chunks_of_whole_sentences():
     # Each chunk carries the title, and a one-chunk document reads exactly as a collection stores it.
     assert encoder_texts("Eiffel Tower", text, 12)[1] == "Eiffel Tower\n" + got[1]
     assert encoder_texts("Eiffel Tower", SENTENCES[1], 12) == [document_text("Eiffel Tower", SENTENCES[1])]
+
+
+def test_word_windows_cover_the_text_verbatim_with_as_many_words_each():
+    text = "  ".join(SENTENCES[:4]) + "\n" + SENTENCES[4]  # 46 words
+    got = chunks(text, 12, "words")
+    # 46 words: three windows of 12, and a last piece of 10 (not under half of 12) is a window of its own.
+    assert [len(c.split()) for c in got] == [12, 12, 12, 10]
+    assert all(c in text for c in got) and got[0].startswith("The Eiffel") and got[-1].endswith("Ok.")
+    # Windows ignore sentence ends: the second window runs across "1889 ... tall." into the next sentence.
+    assert "tall.  Gustave" in got[1]
+    # Every word is in exactly one window, in order.
+    assert " ".join(" ".join(c.split()) for c in got) == " ".join(text.split())
+    # A tail under half a window joins the window before it; one window comes back whole.
+    assert [len(c.split()) for c in chunks(text, 15, "words")] == [15, 15, 16]
+    assert chunks(SENTENCES[0], 40, "words") == [SENTENCES[0]] and chunks(text, 0, "words") == [text]
+    assert encoder_texts("Eiffel Tower", text, 12, "words")[2] == "Eiffel Tower\n" + got[2]
 
 
 def test_the_int8_onnx_build_of_the_shipped_minilm_is_the_same_encoder():
@@ -124,7 +142,7 @@ def test_train_projector_defaults_are_the_recipes_own():
     args = build_parser().parse_args(["train-projector"])
     recipe = TrainConfig()
     flags = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    assert {"k", "chunk_words", "recon_steps", "qa_steps", "recon_chunks", "lr", "hidden", "seed", "batch"} <= set(flags)
+    assert {"k", "chunk_words", "chunking", "recon_steps", "qa_steps", "recon_chunks", "lr", "hidden", "seed", "batch"} <= set(flags)
     assert flags == {name: getattr(recipe, name) for name in flags}
 
 

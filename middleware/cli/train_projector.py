@@ -59,7 +59,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     render = prompts.default_messages
     config = TrainConfig(k=args.k, hidden=args.hidden, seed=args.seed, batch=args.batch, recon_steps=args.recon_steps,
                          qa_steps=args.qa_steps, lr=args.lr, recon_chunks=args.recon_chunks,
-                         chunk_words=args.chunk_words, qa_recon_batch=args.qa_recon_batch,
+                         chunk_words=args.chunk_words, chunking=args.chunking,
+                         qa_recon_batch=args.qa_recon_batch,
                          qa_recon_weight=args.qa_recon_weight, recon_tokens=args.recon_tokens)
     out = Path(args.out) if args.out else DEFAULT_PATH
     cache = Path(args.cache_dir) if args.cache_dir else settings.resolved_cache_dir() / "soft-training"
@@ -88,6 +89,9 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--chunk-words", type=int, default=36,
                    help="cut documents into chunks of whole sentences of at least this many words, one vector "
                         "each (0: one vector per document)")
+    p.add_argument("--chunking", choices=("sentences", "words"), default="sentences",
+                   help="chunks of whole sentences (at least --chunk-words words), or windows of exactly "
+                        "--chunk-words words")
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=8)
