@@ -84,7 +84,7 @@ class SoftTokens(Compressor):
         c = projector.config
         if options.k is not None and options.k != c.k:
             raise FailedPrecondition(f"method {METHOD!r}: this server's projector gives k={c.k} soft tokens per "
-                                     f"document, not {options.k}; train one with `ragpress train-projector --k "
+                                     f"chunk, not {options.k}; train one with `ragpress train-projector --k "
                                      f"{options.k}` and set soft_projector")
 
     @property

@@ -48,7 +48,7 @@ RECONSTRUCT_QUESTION = "What does the context say?"
 class TrainConfig:
     """Everything that decides the trained weights (saved with them)."""
 
-    k: int = 3
+    k: int = 2
     hidden: int = 512
     seed: int = 0
     batch: int = 8
@@ -60,8 +60,8 @@ class TrainConfig:
     init_tokens: int = 12  # tokens whose mean embedding the ridge fit targets
     max_answer_tokens: int = 16
     recon_chunks: int = 2000
-    chunk_words: int = 36  # 0: one vector per document (see ProjectorConfig.chunk_words)
-    chunking: str = "sentences"  # or "words" (see ProjectorConfig.chunking)
+    chunk_words: int = 32  # 0: one vector per document (see ProjectorConfig.chunk_words)
+    chunking: str = "words"  # or "sentences" (see ProjectorConfig.chunking)
     qa_recon_batch: int = 4  # reconstruction items added to each question-answering batch
     qa_recon_weight: float = 0.5  # their share of that batch's loss
 

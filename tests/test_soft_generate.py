@@ -9,6 +9,7 @@ import grpc
 import numpy as np
 import pytest
 
+from compressors.projector import Projector
 from middleware.client import RagpressClient
 from middleware.library import Ragpress
 from middleware.settings import Settings
@@ -18,6 +19,7 @@ from tests.conftest import DATA_DIR
 from tests.servers import ThreadedServer
 
 LOCAL = "local/smollm2"
+K = Projector.load().config.k  # soft tokens per chunk of the shipped projector
 DOCS = [pb.Document(id="a", title="France", text="France is a country in Europe. Its capital is Paris."),
         pb.Document(id="b", title="Bread", text="Bread is baked from flour. Baguettes are long.")]
 
@@ -60,9 +62,11 @@ def test_compress_cannot_return_soft_tokens_as_text(fast_stub):
 def test_soft_options_are_checked(fast_stub):
     req = pb.CompressRequest(query="q", documents=DOCS, model="gpt-4o")
     req.budget.max_tokens = 10
-    req.pipeline.add(method="soft").options.update({"k": 2})
+    shipped = Projector.load().config.k
+    req.pipeline.add(method="soft").options.update({"k": shipped + 1})
     code, details = _code(fast_stub.Compress, req, timeout=180)
-    assert code == grpc.StatusCode.FAILED_PRECONDITION and "k=3" in details and "train-projector" in details
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and f"k={shipped} " in details and "train-projector" in details
+    assert f"--k {shipped + 1}" in details
     req.pipeline[0].options.Clear()
     req.pipeline[0].options.update({"tokens": 3})
     code, details = _code(fast_stub.Compress, req, timeout=180)
@@ -92,11 +96,11 @@ def test_generate_with_soft_tokens_counts_them_and_reuses_the_prefix(stub, serve
     second = stub.Generate(_request(), timeout=300)
     assert first.text and first.text == second.text and first.model == LOCAL
     soft_stage = first.compression.stages[-1]
-    assert soft_stage.method == "soft" and soft_stage.output_tokens == 6 == first.compression.compressed_tokens
-    assert soft_stage.details["soft_tokens"] == 6 and soft_stage.details["vectors_reused"] == 0
-    assert soft_stage.details["chunks"] == 2  # each short document is one chunk of k = 3 soft tokens
+    assert soft_stage.method == "soft" and soft_stage.output_tokens == 2 * K == first.compression.compressed_tokens
+    assert soft_stage.details["soft_tokens"] == 2 * K and soft_stage.details["vectors_reused"] == 0
+    assert soft_stage.details["chunks"] == 2  # each short document is one chunk of K soft tokens
     assert [d.id for d in first.compression.documents] == ["a", "b"] and first.compression.context == ""
-    # The prompt: the chat template around six soft tokens (three per document), each counted once.
+    # The prompt: the chat template around 2K soft tokens (K per document), each counted once.
     runtime = server.engine.models.local_runtime(LOCAL)
     from middleware.llm.soft import MARKER
 
@@ -104,11 +108,11 @@ def test_generate_with_soft_tokens_counts_them_and_reuses_the_prefix(stub, serve
                                     {"role": "user", "content": "Context:\nX\n\nQuestion: What is the capital of France?\nAnswer:"}])
     soft = runtime.soft_prompt([{"role": "system", "content": "Answer the question using only the context. Be brief."},
                                 {"role": "user", "content": f"Context:\n{MARKER}{MARKER}\n\nQuestion: What is the "
-                                 "capital of France?\nAnswer:"}], [[[0.0] * 576] * 3, [[0.0] * 576] * 3])
-    # The text prompt's context is "X" (one token); the soft one holds six vectors there.
-    assert first.usage.prompt_tokens == len(soft.ids) and abs(len(soft.ids) - (len(text_ids) + 5)) <= 2
+                                 "capital of France?\nAnswer:"}], [[[0.0] * 576] * K, [[0.0] * 576] * K])
+    # The text prompt's context is "X" (one token); the soft one holds 2K vectors there.
+    assert first.usage.prompt_tokens == len(soft.ids) and abs(len(soft.ids) - (len(text_ids) + 2 * K - 1)) <= 2
     assert first.usage.original_prompt_tokens > first.usage.prompt_tokens + 20
-    assert first.usage.soft_prompt_tokens == 6
+    assert first.usage.soft_prompt_tokens == 2 * K
     assert first.usage.cached_prompt_tokens == 0 < second.usage.cached_prompt_tokens
 
 
@@ -117,14 +121,14 @@ def test_generate_stream_with_soft_tokens(stub):
     events = list(stub.GenerateStream(pb.GenerateStreamRequest(request=_request()), timeout=300))
     final = events[-1].final_response
     assert final.text and "".join(e.text_delta for e in events[:-1]) == final.text
-    assert final.compression.compressed_tokens == 6
+    assert final.compression.compressed_tokens == 2 * K
 
 
 @pytest.mark.slow
 def test_the_budget_keeps_the_documents_nearest_the_question(stub):
-    reply = stub.Generate(_request(tokens=5), timeout=300)
+    reply = stub.Generate(_request(tokens=2 * K - 1), timeout=300)  # room for one document's K
     assert [d.id for d in reply.compression.documents] == ["a"] and list(reply.compression.dropped_ids) == ["b"]
-    assert reply.compression.compressed_tokens == 3 and reply.compression.budget_tokens == 5
+    assert reply.compression.compressed_tokens == K and reply.compression.budget_tokens == 2 * K - 1
 
 
 LONG = pb.Document(id="long", title="Paris", text=(
@@ -140,12 +144,12 @@ def test_a_long_document_becomes_one_group_of_k_per_chunk_and_the_budget_keeps_t
     del req.documents[:]
     req.documents.append(LONG)
     whole = stub.Generate(req, timeout=300).compression
-    # Chunks of at least 36 words: the first two sentences (44 words), then the last (24, over half of 36).
-    assert whole.stages[-1].details["chunks"] == 2 and whole.compressed_tokens == 6
-    req.budget.max_tokens = 4
+    # Windows of 32 words (68 words: 32, then 36, the last 4 too few for a window of their own), K each.
+    assert whole.stages[-1].details["chunks"] == 2 and whole.compressed_tokens == 2 * K
+    req.budget.max_tokens = 2 * K - 1
     cut = stub.Generate(req, timeout=300).compression
     # One chunk fits: the one about the capital, the nearest to the question.
-    assert cut.compressed_tokens == 3 and cut.stages[-1].details["chunks_kept"] == 1
+    assert cut.compressed_tokens == K and cut.stages[-1].details["chunks_kept"] == 1
     assert [d.id for d in cut.documents] == ["long"]
 
 
@@ -206,4 +210,4 @@ def test_the_cli_generates_with_soft_tokens(monkeypatch, capsys):
                  "--query", "What is the capital of France?", "--doc", DOCS[0].text, "--doc", DOCS[1].text, "--json"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["usage"]["soft_prompt_tokens"] == 6 == out["compressed_tokens"] and out["text"]
+    assert out["usage"]["soft_prompt_tokens"] == 2 * K == out["compressed_tokens"] and out["text"]

@@ -85,13 +85,13 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--log", default=None, help="loss log, one JSON line per step (default: beside --out)")
     p.add_argument("--cache-dir", default=None, help="where encoder vectors are cached (default: cache_dir/soft-training)")
     p.add_argument("--model", default="local/smollm2", help="the local model the soft tokens are for")
-    p.add_argument("--k", type=int, default=3, help="soft tokens per chunk (per document with --chunk-words 0)")
-    p.add_argument("--chunk-words", type=int, default=36,
-                   help="cut documents into chunks of whole sentences of at least this many words, one vector "
-                        "each (0: one vector per document)")
-    p.add_argument("--chunking", choices=("sentences", "words"), default="sentences",
-                   help="chunks of whole sentences (at least --chunk-words words), or windows of exactly "
-                        "--chunk-words words")
+    p.add_argument("--k", type=int, default=2, help="soft tokens per chunk (per document with --chunk-words 0)")
+    p.add_argument("--chunk-words", type=int, default=32,
+                   help="cut documents into chunks of this many words, one vector each (0: one vector per "
+                        "document)")
+    p.add_argument("--chunking", choices=("words", "sentences"), default="words",
+                   help="windows of --chunk-words words (a short tail joins the window before it), or chunks "
+                        "of whole sentences of at least --chunk-words words")
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=8)
