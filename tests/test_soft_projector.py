@@ -142,8 +142,15 @@ def test_train_projector_defaults_are_the_recipes_own():
     args = build_parser().parse_args(["train-projector"])
     recipe = TrainConfig()
     flags = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    assert {"k", "chunk_words", "chunking", "recon_steps", "qa_steps", "recon_chunks", "lr", "hidden", "seed", "batch"} <= set(flags)
+    assert {"k", "chunk_words", "chunking", "recon_steps", "qa_steps", "recon_chunks", "lr", "hidden", "seed",
+            "batch"} <= set(flags)
     assert flags == {name: getattr(recipe, name) for name in flags}
+    # --chunking's choices are the projector's chunkers, named twice for the same reason.
+    from compressors.projector import CHUNKINGS
+
+    train = build_parser()._subparsers._group_actions[0].choices["train-projector"]
+    (chunking,) = [a for a in train._actions if a.dest == "chunking"]
+    assert set(chunking.choices) == set(CHUNKINGS)
 
 
 def test_train_projector_refuses_dev_files_and_a_missing_data_folder(monkeypatch, tmp_path, capsys):
