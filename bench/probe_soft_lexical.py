@@ -15,8 +15,8 @@ which a mean-pooled MiniLM vector does not spell, reach the LM as (mixtures of) 
 token embeddings. Everything else (ridge start, reconstruction, question answering,
 held-out scoring) is the recipe's own code, reached through two substitutions.
 
-Writes bench/results/probe_soft_lexical.json (``_seedN`` for another seed; or --out): the held-out figures after each
-stage, to set beside the shipped projector's (``compressors/data/SOFT_PROJECTOR.md``).
+Writes bench/results/probe_soft_lexical.json (``_seedN`` for another seed; or --out): the
+held-out figures after each stage, to set beside the shipped projector's (``compressors/data/SOFT_PROJECTOR.md``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def main() -> None:
     ap.add_argument("--qa-steps", type=int, default=300, help="the recipe's (a smaller value: a smoke run)")
     ap.add_argument("--cache-dir", default="/tmp/ragpress-probe-soft-lexical",
                     help="encoder vectors and text NLLs (the same files train-projector caches)")
-    ap.add_argument("--out", default=None, help="results file (default: bench/results/probe_soft_lexical.json)")
+    ap.add_argument("--out", default=None,
+                    help="results file (default: bench/results/probe_soft_lexical[_seedN].json)")
     args = ap.parse_args()
 
     import torch
@@ -120,13 +121,14 @@ def main() -> None:
     modules: list = []
 
     def build(config, seed):
-        modules.append(Lexical(replace(config, in_dim=384), seed))
+        # the recipe sizes the projector from the rows with_tokens gives: the vector's width is the rest
+        modules.append(Lexical(replace(config, in_dim=config.in_dim - TOKENS), seed))
         return modules[-1]
 
     VectorCache.vectors = with_tokens
     recipe.torch_projector = build
     recipe.ridge_init = lambda module, forcer, passages, vecs, config: ridge_init(
-        module.base, forcer, passages, vecs[:, :384], config)
+        module.base, forcer, passages, vecs[:, :-TOKENS], config)
     cache = Path(args.cache_dir)
     started = time.perf_counter()
     config = TrainConfig(seed=args.seed, recon_steps=args.recon_steps, qa_steps=args.qa_steps)
