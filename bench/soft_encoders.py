@@ -55,11 +55,11 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from compressors.projector import DEFAULT_PATH, Projector, encoder_texts
+    from compressors.projector import DEFAULT_PATH, Projector, encoder_texts, token_rows
     from compressors.soft_data import held_out, passages_of, qa_examples, read_rows
     from compressors.soft_forcing import Forcer
     from compressors.soft_recipe import held_out_scores, passages_context, text_nll
-    from compressors.soft_training import Item, torch_projector
+    from compressors.soft_training import Item, torch_twin
     from middleware.generation import prompt as prompts
     from middleware.models import ModelRegistry
     from middleware.settings import Settings
@@ -71,10 +71,8 @@ def main() -> None:
     builds = {"torch": models.embedder(), "onnx-int8": models.onnx_embedder()}
     local = models.local_runtime("local/smollm2").model
     forcer = Forcer(local, prompts.default_messages, 16)
-    module = torch_projector(c, 0)
-    with torch.no_grad():
-        for name, weight in projector.weights().items():
-            getattr(module, name).copy_(torch.from_numpy(weight))
+    table = local.model.get_input_embeddings().weight.detach().float().numpy() if c.lexical_tokens else None
+    module = torch_twin(projector, table)
 
     from middleware.cli.train_projector import DEFAULT_FILES  # what the projector is trained on
 
@@ -84,7 +82,8 @@ def main() -> None:
     none = full = None
     held: dict[str, dict] = {}
     for name, embedder in builds.items():
-        items = [Item(e.question, embedder.embed(texts(e.passages)), forcer.answer_ids(e.answer, False))
+        items = [Item(e.question, embedder.embed(texts(e.passages)), forcer.answer_ids(e.answer, False),
+                      token_rows(forcer.tok, texts(e.passages), c.lexical_tokens) if c.lexical_tokens else None)
                  for e in tests]
         counts = sum(len(it.target) for it in items)
         if none is None:

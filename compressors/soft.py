@@ -8,7 +8,9 @@ int8 ONNX build, the service's fast embedder, about 4x faster than the torch mod
 request's chunks; for a document that is one chunk, the vector a collection stored for it
 when the document was retrieved from one) goes through the trained projector
 (:mod:`compressors.projector`) to ``k`` vectors that the local model reads in place of the
-chunk's text (xRAG-style embedding-token compression).
+chunk's text (xRAG-style embedding-token compression). A projector with a lexical channel
+(``lexical_tokens``) also reads each chunk's first tokens under the local model's tokenizer,
+and that model's input-embedding table.
 
 Soft tokens are not text: the method only makes sense as the last stage of a Generate
 pipeline whose target is the local model the projector was trained for. Asked for text
@@ -31,7 +33,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from compressors.base import CompressionJob, Compressor, StageOutput, parse_options
-from compressors.projector import DEFAULT_PATH, Projector, encoder_id, encoder_texts
+from compressors.projector import DEFAULT_PATH, Lexicon, Projector, encoder_id, encoder_texts
 from compressors.registry import register
 from middleware.errors import FailedPrecondition
 from middleware.types import Document
@@ -126,15 +128,29 @@ class SoftTokens(Compressor):
                    else np.stack([next(encoded) for _ in ts]).astype(np.float32) for d, ts in zip(docs, texts)]
         keep = self._fit(query, vectors, budget_tokens)
         kept_docs, soft = [], []
+        lexicon = self.lexicon() if c.lexical_tokens else None
         for i, doc in enumerate(docs):
             rows = [j for j in range(len(vectors[i])) if (i, j) in keep]
             if rows:
                 kept_docs.append(doc)
-                soft.append(self.projector.project(vectors[i][rows]).reshape(len(rows) * c.k, c.out_dim))
+                projected = self.projector.project(vectors[i][rows], [texts[i][j] for j in rows], lexicon)
+                soft.append(projected.reshape(len(rows) * c.k, c.out_dim))
         details = {"soft_tokens": sum(len(v) for v in soft), "k": c.k, "chunks": sum(len(v) for v in vectors),
                    "chunks_kept": len(keep), "vectors_reused": len(reused & {d.id for d in kept_docs}),
                    "encode_ms": round((time.perf_counter() - started) * 1000.0, 2)}
         return SoftContext(tuple(kept_docs), tuple(soft), c.k, details)
+
+    def lexicon(self) -> Lexicon:
+        """The projector's local model's tokenizer and input-embedding table (float32, a view
+        of the weights on a CPU float32 model), kept once per model registry."""
+        name = f"local/{self.projector.config.model}"
+
+        def build() -> Lexicon:
+            lm = self.models.local_runtime(name).model
+            table = lm.model.get_input_embeddings().weight.detach().float().cpu().numpy()
+            return Lexicon(lm.tokenizer, table)
+
+        return self.models.shared(f"soft-lexicon:{name}", build)
 
     def _fit(self, query: str, vectors: Sequence[np.ndarray], budget: int) -> set[tuple[int, int]]:
         """(document, chunk) pairs that fit: all, or those nearest the question."""

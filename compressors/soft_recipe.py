@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from compressors import context as ctx
-from compressors.projector import Projector, ProjectorConfig, chunks, document_text, encoder_id
+from compressors.projector import (Projector, ProjectorConfig, chunks, document_text, encoder_id,
+                                   inverse_document_frequency, token_rows)
 from compressors.soft_data import Passage, QAExample, distinct_passages, held_out, qa_examples, read_rows
 from compressors.soft_forcing import Forced, Forcer, Render
 from compressors.soft_training import (RECONSTRUCT_QUESTION, Item, TrainConfig, VectorCache, cpu_seconds,
@@ -79,7 +80,7 @@ def held_out_scores(forcer: Forcer, module: Any, items: Sequence[Item], k: int, 
     former closes between ``none`` and ``full`` (per-token NLL without context, with the
     passages in full)."""
     counts = [len(it.target) for it in items]
-    others = [Item(it.question, items[(i + 1) % len(items)].vectors, it.target)
+    others = [Item(it.question, items[(i + 1) % len(items)].vectors, it.target, items[(i + 1) % len(items)].tokens)
               for i, it in enumerate(items)] if len(items) > 1 else []
     soft = _per_token(soft_nll(forcer, module, items, k), counts)
     ctrl = _per_token(soft_nll(forcer, module, others, k), counts) if others else None
@@ -124,19 +125,32 @@ def train(local: LocalModel, embedder: Embedder, render: Render, files: Sequence
     pconf = ProjectorConfig(k=config.k, hidden=config.hidden, in_dim=int(cache.vectors(passages[:1]).shape[1]),
                             out_dim=int(local.config.hidden_size), encoder=encoder_id(embedder.name),
                             model=local.name, chunk_words=config.chunk_words,
-                            chunking=config.chunking)
-    module = torch_projector(pconf, config.seed)
+                            chunking=config.chunking, lexical_tokens=config.lexical_tokens)
+    table = idf = None
+    if config.lexical_tokens:
+        # idf over the training documents (held-out questions' passages left out), whole documents
+        table = local.model.get_input_embeddings().weight.detach().float().cpu().numpy()
+        documents = distinct_passages(r for r in rows if not held_out(str(r.get("id", ""))))
+        idf = inverse_document_frequency(forcer.tok, [document_text(p.title, p.text) for p in documents], len(table))
+    module = torch_projector(pconf, config.seed, table, idf)
     recon_vecs = cache.vectors(passages)
     r2 = ridge_init(module, forcer, passages, recon_vecs, config)
+
+    def tokens(ps: Sequence[Passage]) -> Any:
+        """The lexical channel's input for each unit: its encoder text's first tokens."""
+        if not config.lexical_tokens:
+            return None
+        return token_rows(forcer.tok, [document_text(p.title, p.text) for p in ps], config.lexical_tokens)
 
     # The LM regenerates a chunk's own words (the title is in every chunk's vector; a whole
     # document, chunk_words 0, is regenerated from its title on).
     recon_text = (lambda p: p.text) if config.chunk_words else (lambda p: document_text(p.title, p.text))
+    recon_tokens = tokens(passages)
     recon_items = [Item(RECONSTRUCT_QUESTION, recon_vecs[i:i + 1], tuple(
-        forcer.tok(recon_text(p), add_special_tokens=False)["input_ids"][: config.recon_tokens]))
-        for i, p in enumerate(passages)]
+        forcer.tok(recon_text(p), add_special_tokens=False)["input_ids"][: config.recon_tokens]),
+        None if recon_tokens is None else recon_tokens[i:i + 1]) for i, p in enumerate(passages)]
     qa_item = lambda e, end: Item(e.question, cache.vectors(units(e.passages)),  # noqa: E731
-                                  forcer.answer_ids(e.answer, end))
+                                  forcer.answer_ids(e.answer, end), tokens(units(e.passages)))
     train_items, test_items = [qa_item(e, True) for e in train_qa], [qa_item(e, False) for e in test_qa]
     counts = [len(it.target) for it in test_items]
 

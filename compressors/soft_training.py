@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from compressors.projector import Projector, ProjectorConfig, document_text
+from compressors.projector import LEXICAL_TEMPERATURE, WEIGHTS, Projector, ProjectorConfig, document_text
 from compressors.soft_data import Passage
 from compressors.soft_forcing import Forced, Forcer
 from middleware.embedders import Embedder
@@ -64,6 +64,7 @@ class TrainConfig:
     chunking: str = "words"  # or "sentences" (see ProjectorConfig.chunking)
     qa_recon_batch: int = 4  # reconstruction items added to each question-answering batch
     qa_recon_weight: float = 0.5  # their share of that batch's loss
+    lexical_tokens: int = 64  # 0: no lexical channel (see ProjectorConfig.lexical_tokens)
 
 
 def cpu_seconds() -> float:
@@ -104,14 +105,28 @@ def _slug(name: str) -> str:
     return hashlib.sha1(name.encode()).hexdigest()[:12]
 
 
-def torch_projector(config: ProjectorConfig, seed: int) -> Any:
-    """The trainable twin of :class:`~compressors.projector.Projector` (same parametrisation)."""
+# The lexical channel's alpha and gain are trained at a tenth of their value (x10 in forward):
+# Adam then moves them ten times faster than the other weights.
+_SCALED = 10.0
+
+
+def torch_projector(config: ProjectorConfig, seed: int, table: np.ndarray | None = None,
+                    idf: np.ndarray | None = None) -> Any:
+    """The trainable twin of :class:`~compressors.projector.Projector` (same parametrisation).
+
+    With ``config.lexical_tokens``, ``table`` (the LM's input embeddings) and ``idf`` (per
+    token id) are fixed inputs of the channel; ``forward(e, tokens)`` then also takes the
+    ``(n, lexical_tokens)`` token ids of :func:`~compressors.projector.token_rows`.
+    """
     import torch
+
+    c = config
+    if c.lexical_tokens and (table is None or idf is None):
+        raise ValueError("a lexical projector needs the LM's embedding table and an idf table")
 
     class TorchProjector(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            c = config
             gen = torch.Generator().manual_seed(seed)
             self.w_lin = torch.nn.Parameter(torch.zeros(c.k * c.out_dim, c.in_dim))
             self.w_in = torch.nn.Parameter(torch.randn(c.hidden, c.in_dim, generator=gen) / c.in_dim ** 0.5)
@@ -119,17 +134,55 @@ def torch_projector(config: ProjectorConfig, seed: int) -> Any:
             # Zero: the MLP starts silent and the projector starts as the ridge fit.
             self.w_out = torch.nn.Parameter(torch.zeros(c.k * c.out_dim, c.hidden))
             self.b_out = torch.nn.Parameter(torch.zeros(c.k * c.out_dim))
+            if c.lexical_tokens:
+                # Zero query: the channel starts as an idf-weighted mean of the text's token embeddings.
+                self.w_q = torch.nn.Parameter(torch.zeros(c.k * c.out_dim, c.in_dim))
+                self.b_q = torch.nn.Parameter(torch.zeros(c.k * c.out_dim))
+                self.alpha_scaled = torch.nn.Parameter(torch.full((c.k,), 2.0 / _SCALED))
+                self.gain_scaled = torch.nn.Parameter(torch.full((c.k,), 0.5 / _SCALED))
+                self.register_buffer("table", torch.as_tensor(np.asarray(table, dtype=np.float32)), persistent=False)
+                self.register_buffer("idf", torch.as_tensor(np.asarray(idf, dtype=np.float32)), persistent=False)
 
-        def forward(self, e: Any) -> Any:
+        def forward(self, e: Any, tokens: Any = None) -> Any:
             h = torch.nn.functional.gelu(e @ self.w_in.T + self.b_in, approximate="tanh")
-            y = e @ self.w_lin.T + h @ self.w_out.T + self.b_out
-            return y.view(-1, config.k, config.out_dim)
+            y = (e @ self.w_lin.T + h @ self.w_out.T + self.b_out).view(-1, c.k, c.out_dim)
+            if not c.lexical_tokens:
+                return y
+            mask, ids = tokens >= 0, tokens.clamp(min=0)
+            emb = self.table[ids]  # (n, t, d)
+            q = (e @ self.w_q.T + self.b_q).view(-1, c.k, c.out_dim)
+            alpha, gain = _SCALED * self.alpha_scaled, _SCALED * self.gain_scaled
+            s = torch.einsum("nkd,ntd->nkt", q, emb) / LEXICAL_TEMPERATURE \
+                + alpha[None, :, None] * self.idf[ids][:, None, :]
+            s = s.masked_fill(~mask[:, None, :], -1e9)
+            pooled = torch.einsum("nkt,ntd->nkd", s.softmax(-1), emb) * mask.any(-1)[:, None, None]
+            return y + gain[None, :, None] * pooled
 
         def export(self) -> Projector:
-            return Projector(config, {n: getattr(self, n).detach().cpu().numpy() for n in
-                                      ("w_lin", "w_in", "b_in", "w_out", "b_out")})
+            trained = WEIGHTS + (("w_q", "b_q") if c.lexical_tokens else ())
+            values = {n: getattr(self, n).detach().cpu().numpy() for n in trained}
+            if c.lexical_tokens:
+                values.update(alpha=_SCALED * self.alpha_scaled.detach().cpu().numpy(),
+                              gain=_SCALED * self.gain_scaled.detach().cpu().numpy(), idf=self.idf.cpu().numpy())
+            return Projector(config, values)
 
     return TorchProjector()
+
+
+def torch_twin(projector: Projector, table: np.ndarray | None = None) -> Any:
+    """A trainable module holding ``projector``'s weights (``table``: the LM's input embeddings,
+    for a projector with a lexical channel)."""
+    import torch
+
+    c, w = projector.config, projector.weights()
+    module = torch_projector(c, 0, table, w.get("idf"))
+    with torch.no_grad():
+        for name in WEIGHTS + (("w_q", "b_q") if c.lexical_tokens else ()):
+            getattr(module, name).copy_(torch.from_numpy(w[name]))
+        if c.lexical_tokens:
+            module.alpha_scaled.copy_(torch.from_numpy(w["alpha"] / _SCALED))
+            module.gain_scaled.copy_(torch.from_numpy(w["gain"] / _SCALED))
+    return module
 
 
 def ridge_init(module: Any, forcer: Forcer, passages: Sequence[Passage], vectors: np.ndarray,
@@ -164,6 +217,8 @@ class Item:
     question: str
     vectors: np.ndarray  # (documents, in_dim)
     target: tuple[int, ...]
+    # (documents, lexical_tokens) token ids of each document's text (-1 pads), for a lexical projector
+    tokens: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -175,17 +230,19 @@ class Batch:
     vectors: np.ndarray  # (documents, in_dim) encoder vectors of the batch's documents
     docs: tuple[int, ...]
     slots: tuple[int, ...]
+    tokens: np.ndarray | None = None  # (documents, lexical_tokens), when the items carry them
 
     def soft(self, module: Any) -> Any:
         """The per-position soft vectors ``(positions, hidden)``, differentiable in ``module``."""
         import torch
 
-        projected = module(torch.from_numpy(self.vectors).float())  # (documents, k, hidden)
+        e = torch.from_numpy(self.vectors).float()
+        projected = module(e) if self.tokens is None else module(e, torch.from_numpy(self.tokens))
         return projected[torch.tensor(self.docs, dtype=torch.long), torch.tensor(self.slots, dtype=torch.long)]
 
 
 def forced_batch(forcer: Forcer, items: Sequence[Item], k: int) -> Batch:
-    seqs, vectors, docs, slots = [], [], [], []
+    seqs, vectors, docs, slots, tokens = [], [], [], [], []
     for item in items:
         ids, positions = forcer.soft_prompt(item.question, [k] * len(item.vectors))
         rows = tuple(range(len(docs), len(docs) + len(positions)))
@@ -193,8 +250,12 @@ def forced_batch(forcer: Forcer, items: Sequence[Item], k: int) -> Batch:
             docs.extend([len(vectors) + d] * k)
             slots.extend(range(k))
         vectors.extend(item.vectors)
+        if item.tokens is not None:
+            tokens.extend(item.tokens)
         seqs.append(Forced(tuple(ids), tuple(positions), rows, item.target))
-    return Batch(tuple(seqs), np.stack(vectors), tuple(docs), tuple(slots))
+    if tokens and len(tokens) != len(vectors):
+        raise ValueError("a batch mixes items with and without token ids")
+    return Batch(tuple(seqs), np.stack(vectors), tuple(docs), tuple(slots), np.stack(tokens) if tokens else None)
 
 
 def soft_nll(forcer: Forcer, module: Any, items: Sequence[Item], k: int, batch: int = 16) -> list[float]:

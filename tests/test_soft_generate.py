@@ -179,12 +179,14 @@ def test_chunks_are_read_by_the_int8_onnx_minilm(server):
     assert models.fast_embedder() is onnx and onnx.name.startswith("onnx-int8")
     docs = [Document(id=d.id, title=d.title, text=d.text) for d in DOCS]
     ctx = soft.encode("What is the capital of France?", docs, 50)
-    want = soft.projector.project(onnx.embed([document_text(d.title, d.text) for d in docs]))
+    texts = [document_text(d.title, d.text) for d in docs]
+    lexicon = soft.lexicon()
+    want = soft.projector.project(onnx.embed(texts), texts, lexicon)
     got = np.stack([v.reshape(soft.k, -1) for v in ctx.vectors])
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     # The torch model's vectors are near but not equal: the method really reads the int8 build.
-    torch_vectors = models.embedder().embed([document_text(d.title, d.text) for d in docs])
-    assert not np.allclose(soft.projector.project(torch_vectors), want, atol=1e-3)
+    torch_vectors = models.embedder().embed(texts)
+    assert not np.allclose(soft.projector.project(torch_vectors, texts, lexicon), want, atol=1e-3)
 
 
 @pytest.mark.slow

@@ -5,11 +5,13 @@ dev files."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from compressors.projector import Projector, ProjectorConfig, chunks, document_text, encoder_texts
+from compressors.projector import (WEIGHTS, Lexicon, Projector, ProjectorConfig, chunks, document_text,
+                                   encoder_texts)
 from compressors.soft_data import qa_examples, read_rows
 from compressors.soft_training import torch_projector
 from middleware.cli import main
@@ -174,6 +176,8 @@ def test_train_projector_trains_logs_and_saves(tmp_path, monkeypatch, capsys):
     projector = Projector.load(out)
     assert projector.config.k == 2 and projector.config.hidden == 16 and projector.config.out_dim == 576
     assert projector.config.encoder == "all-MiniLM-L6-v2" and projector.config.model == "smollm2"
+    # The lexical channel is on by default, with an idf value for every SmolLM2 token id.
+    assert projector.config.lexical_tokens == 64 and projector.weights()["idf"].shape == (49152,)
     steps = [json.loads(line) for line in log.read_text().splitlines() if '"step"' in line]
     assert [(s["stage"], s["step"]) for s in steps] == [("reconstruction", 1), ("reconstruction", 2), ("qa", 1), ("qa", 2)]
     assert all(s["loss"] > 0 and s["cpu_s"] >= 0 for s in steps)
@@ -193,7 +197,7 @@ def test_question_answering_batches_can_carry_reconstruction_items(tmp_path, mon
     code = main(["train-projector", "--data", str(FIXTURES / "soft_train_small.jsonl"), "--out", str(out),
                  "--log", str(log), "--cache-dir", str(tmp_path / "cache"), "--recon-steps", "1", "--qa-steps", "3",
                  "--batch", "2", "--recon-chunks", "4", "--hidden", "16", "--qa-recon-batch", "2",
-                 "--qa-recon-weight", "0.4"])
+                 "--qa-recon-weight", "0.4", "--lexical-tokens", "0"])
     assert code == 0
     steps = [json.loads(line) for line in log.read_text().splitlines() if '"step"' in line]
     qa = [s for s in steps if s["stage"] == "qa"]
@@ -203,3 +207,105 @@ def test_question_answering_batches_can_carry_reconstruction_items(tmp_path, mon
     assert all("mix_loss" not in s for s in steps if s["stage"] == "reconstruction")
     config = Projector.metadata(out)["config"]
     assert config["qa_recon_batch"] == 2 and config["qa_recon_weight"] == 0.4
+    # --lexical-tokens 0: the sentence vector alone, no channel weights.
+    assert Projector.load(out).config.lexical_tokens == 0 and "w_q" not in Projector.load(out).weights()
+
+
+class WordTokenizer:
+    """A small real tokenizer (the contract the channel reads: ``tok(text, add_special_tokens=False)``):
+    each word's id is a stable hash into a 50-word vocabulary."""
+
+    vocabulary = 50
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict:
+        import zlib
+
+        return {"input_ids": [zlib.crc32(w.encode()) % self.vocabulary for w in text.split()]}
+
+
+LEXICAL = ProjectorConfig(k=2, in_dim=8, hidden=6, out_dim=5, lexical_tokens=4)
+
+
+def _lexical_like(seed: int = 0):
+    import torch
+
+    rng = np.random.default_rng(seed)
+    table = rng.standard_normal((WordTokenizer.vocabulary, 5)).astype(np.float32)
+    idf = rng.uniform(0, 3, WordTokenizer.vocabulary).astype(np.float32)
+    module = torch_projector(LEXICAL, seed, table, idf)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(seed)) * 0.3)
+    return module, module.export(), Lexicon(WordTokenizer(), table)
+
+
+def test_the_lexical_channel_in_numpy_matches_the_torch_twin_and_reads_the_first_tokens():
+    import torch
+
+    from compressors.projector import token_rows
+
+    module, projector, lexicon = _lexical_like()
+    e = np.random.default_rng(1).standard_normal((3, 8)).astype(np.float32)
+    texts = ["Paris is the capital of France", "Eiffel", "the 1889 World's Fair in Paris"]
+    with torch.no_grad():
+        expected = module(torch.from_numpy(e), torch.from_numpy(token_rows(lexicon.tokenizer, texts, 4))).numpy()
+    got = projector.project(e, texts, lexicon)
+    assert got.shape == (3, 2, 5)
+    np.testing.assert_allclose(got, expected, rtol=2e-3, atol=2e-3)
+    assert np.array_equal(projector.project(e[1:2], texts[1:2], lexicon)[0], got[1])
+    # The text changes the soft tokens; words past the first lexical_tokens do not.
+    assert not np.allclose(projector.project(e[:1], ["Lyon is a city in France"], lexicon), got[:1], atol=1e-2)
+    assert np.array_equal(projector.project(e[:1], [texts[0] + " and more words"], lexicon), got[:1])
+    # A text with no tokens adds nothing: the vector's own projection.
+    plain = Projector(replace(LEXICAL, lexical_tokens=0), {n: projector._w[n] for n in WEIGHTS})
+    assert np.array_equal(projector.project(e[:1], [""], lexicon), plain.project(e[:1]))
+
+
+def test_a_lexical_projector_round_trips_and_refuses_what_it_cannot_read(tmp_path):
+    _, projector, lexicon = _lexical_like()
+    path = tmp_path / "p.npz"
+    projector.save(path)
+    loaded = Projector.load(path)
+    assert loaded.config == LEXICAL and set(loaded._w) == set(WEIGHTS + ("w_q", "b_q", "alpha", "gain", "idf"))
+    e = np.ones((1, 8), dtype=np.float32)
+    np.testing.assert_allclose(loaded.project(e, ["a b"], lexicon), projector.project(e, ["a b"], lexicon),
+                               rtol=1e-2, atol=1e-2)
+    with pytest.raises(InvalidArgument, match="reads each vector's text"):
+        projector.project(e)
+    with pytest.raises(InvalidArgument, match="reads each vector's text"):
+        projector.project(e, ["a", "b"], lexicon)
+    with pytest.raises(InvalidArgument, match="embedding table is \\(50, 4\\)"):
+        projector.project(e, ["a"], Lexicon(lexicon.tokenizer, lexicon.table[:, :4]))
+    with pytest.raises(InvalidArgument, match="lack \\['w_q'"):
+        Projector(LEXICAL, {n: projector._w[n] for n in WEIGHTS})
+    with pytest.raises(InvalidArgument, match="lexical_tokens"):
+        ProjectorConfig(lexical_tokens=-1)
+
+
+def test_idf_is_high_for_rare_tokens_and_zero_for_tokens_in_every_text():
+    from compressors.projector import inverse_document_frequency
+
+    tok = WordTokenizer()
+    texts = ["common rare", "common", "common other"]
+    idf = inverse_document_frequency(tok, texts, tok.vocabulary)
+    ids = {w: tok(w)["input_ids"][0] for w in ("common", "rare", "other")}
+    assert idf[ids["common"]] == pytest.approx(0.0)
+    assert idf[ids["rare"]] == pytest.approx(np.log(4 / 2))
+    assert idf.max() == pytest.approx(np.log(4))  # a token in no text
+
+
+def test_a_torch_twin_of_a_saved_projector_gives_its_soft_tokens():
+    import torch
+
+    from compressors.projector import token_rows
+    from compressors.soft_training import torch_twin
+
+    module, projector, lexicon = _lexical_like(2)
+    twin = torch_twin(projector, lexicon.table)
+    e = torch.from_numpy(np.random.default_rng(3).standard_normal((2, 8)).astype(np.float32))
+    ids = torch.from_numpy(token_rows(lexicon.tokenizer, ["one two three", "four"], 4))
+    with torch.no_grad():
+        np.testing.assert_allclose(twin(e, ids).numpy(), module(e, ids).numpy(), rtol=1e-5, atol=1e-5)
+    plain_module, plain = _trained_like(2)
+    with torch.no_grad():
+        np.testing.assert_allclose(torch_twin(plain)(e).numpy(), plain_module(e).numpy(), rtol=1e-5, atol=1e-5)

@@ -61,7 +61,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          qa_steps=args.qa_steps, lr=args.lr, recon_chunks=args.recon_chunks,
                          chunk_words=args.chunk_words, chunking=args.chunking,
                          qa_recon_batch=args.qa_recon_batch,
-                         qa_recon_weight=args.qa_recon_weight, recon_tokens=args.recon_tokens)
+                         qa_recon_weight=args.qa_recon_weight, recon_tokens=args.recon_tokens,
+                         lexical_tokens=args.lexical_tokens)
     out = Path(args.out) if args.out else DEFAULT_PATH
     cache = Path(args.cache_dir) if args.cache_dir else settings.resolved_cache_dir() / "soft-training"
     log_path = Path(args.log) if args.log else out.with_suffix(".log.jsonl")
@@ -92,6 +93,9 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--chunking", choices=("words", "sentences"), default="words",
                    help="windows of --chunk-words words (a short tail joins the window before it), or chunks "
                         "of whole sentences of at least --chunk-words words")
+    p.add_argument("--lexical-tokens", type=int, default=64,
+                   help="the lexical channel reads each chunk's first N tokens under the local model's tokenizer "
+                        "(0: the sentence vector only)")
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=8)
