@@ -346,7 +346,7 @@ def main() -> None:
         "machine": platform.platform(), "cpus": os.cpu_count(), "torch_threads": args.threads,
         "load_average_start": [round(x, 2) for x in load0], "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "projector": {"k": meta.k, "chunk_words": meta.chunk_words, "chunking": meta.chunking,
-                      "hidden": meta.hidden, "model": meta.model,
+                      "hidden": meta.hidden, "model": meta.model, "lexical_tokens": meta.lexical_tokens,
                       "encoder": meta.encoder,
                       "trained": {k: v for k, v in Projector.metadata(Path(args.projector or DEFAULT_PATH)).items()
                                   if k in ("config", "held_out_nll_per_token", "cpu_seconds", "wall_seconds")}},

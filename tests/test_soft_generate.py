@@ -184,6 +184,9 @@ def test_chunks_are_read_by_the_int8_onnx_minilm(server):
     want = soft.projector.project(onnx.embed(texts), texts, lexicon)
     got = np.stack([v.reshape(soft.k, -1) for v in ctx.vectors])
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # The shipped projector reads each window's own tokens too: another text gives other soft tokens.
+    assert soft.projector.config.lexical_tokens > 0
+    assert not np.allclose(soft.projector.project(onnx.embed(texts), texts[::-1], lexicon), want, atol=1e-3)
     # The torch model's vectors are near but not equal: the method really reads the int8 build.
     torch_vectors = models.embedder().embed(texts)
     assert not np.allclose(soft.projector.project(torch_vectors, texts, lexicon), want, atol=1e-3)

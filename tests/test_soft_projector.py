@@ -122,6 +122,8 @@ def test_the_shipped_projector_is_for_smollm2_and_minilm():
     shipped = Projector.load()
     assert (shipped.config.in_dim, shipped.config.out_dim, shipped.config.model, shipped.config.encoder) == \
         (384, 576, "smollm2", "all-MiniLM-L6-v2")
+    # With its lexical channel: an idf value for each of SmolLM2's 49,152 token ids.
+    assert shipped.config.lexical_tokens == 64 and shipped.weights()["idf"].shape == (49152,)
     meta = Projector.metadata()
     assert meta["data"] and all("dev" not in d["file"] for d in meta["data"])
     assert meta["held_out_nll_per_token"]["questions"] > 0
