@@ -9,7 +9,8 @@ of words, its ``chunking``); ``y`` lives in
 SmolLM2-135M's input-embedding space (576-d). The linear path starts from a closed-form
 ridge fit and carries most of the map; the small MLP beside it adds what a linear map
 cannot (see ``compressors/data/SOFT_PROJECTOR.md``). Inference is numpy only: the
-projector is a few hundred thousand multiply-adds per vector.
+projector is a few hundred thousand multiply-adds per vector (about a million with the
+lexical channel).
 
 The lexical channel (config ``lexical_tokens`` > 0) also reads the text the vector was made
 from: its first ``lexical_tokens`` tokens ``x_t`` under the local model's own tokenizer. Each
@@ -175,7 +176,7 @@ class Projector:
         ids = token_rows(lexicon.tokenizer, texts, c.lexical_tokens)
         out = np.zeros((len(e), c.k, c.out_dim), dtype=np.float32)
         for i, (row, toks) in enumerate(zip(e, ids)):
-            toks = toks[toks >= 0]
+            toks = toks[(toks >= 0) & (toks < len(table))]  # an id the table lacks adds nothing
             if not len(toks):
                 continue
             emb = table[toks]  # (t, d)

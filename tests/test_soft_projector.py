@@ -261,6 +261,11 @@ def test_the_lexical_channel_in_numpy_matches_the_torch_twin_and_reads_the_first
     # A text with no tokens adds nothing: the vector's own projection.
     plain = Projector(replace(LEXICAL, lexical_tokens=0), {n: projector._w[n] for n in WEIGHTS})
     assert np.array_equal(projector.project(e[:1], [""], lexicon), plain.project(e[:1]))
+    # A token id beyond the table (a tokenizer with added tokens) is skipped, not an IndexError.
+    short = Lexicon(lexicon.tokenizer, lexicon.table[:10])
+    wide = Projector(LEXICAL, dict(projector._w, idf=projector._w["idf"][:10]))
+    assert (token_rows(lexicon.tokenizer, texts, 4) >= 10).any()
+    assert np.isfinite(wide.project(e, texts, short)).all()
 
 
 def test_a_lexical_projector_round_trips_and_refuses_what_it_cannot_read(tmp_path):
