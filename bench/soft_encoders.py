@@ -55,7 +55,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from compressors.projector import DEFAULT_PATH, Projector, encoder_texts, token_rows
+    from compressors.projector import DEFAULT_PATH, Projector, encoder_texts, input_table, token_rows
     from compressors.soft_data import held_out, passages_of, qa_examples, read_rows
     from compressors.soft_forcing import Forcer
     from compressors.soft_recipe import held_out_scores, passages_context, text_nll
@@ -71,7 +71,7 @@ def main() -> None:
     builds = {"torch": models.embedder(), "onnx-int8": models.onnx_embedder()}
     local = models.local_runtime("local/smollm2").model
     forcer = Forcer(local, prompts.default_messages, 16)
-    table = local.model.get_input_embeddings().weight.detach().float().numpy() if c.lexical_tokens else None
+    table = input_table(local.model) if c.lexical_tokens else None
     module = torch_twin(projector, table)
 
     from middleware.cli.train_projector import DEFAULT_FILES  # what the projector is trained on

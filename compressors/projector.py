@@ -88,6 +88,12 @@ def weight_names(config: ProjectorConfig) -> tuple[str, ...]:
     return WEIGHTS + (LEXICAL if config.lexical_tokens else ())
 
 
+def input_table(lm: Any) -> np.ndarray:
+    """A causal LM's input-embedding table ``(vocabulary, hidden)`` as float32 numpy (a view of
+    the weights when the model is float32 on the CPU)."""
+    return lm.get_input_embeddings().weight.detach().float().cpu().numpy()
+
+
 @dataclass(frozen=True)
 class Lexicon:
     """What the lexical channel reads beside the vectors: the local model's tokenizer and its
@@ -95,6 +101,11 @@ class Lexicon:
 
     tokenizer: Any
     table: np.ndarray
+
+    @classmethod
+    def of(cls, local: Any) -> "Lexicon":
+        """The lexicon of a loaded local model (:class:`~middleware.llm.local.LocalModel`)."""
+        return cls(local.tokenizer, input_table(local.model))
 
 
 def token_rows(tokenizer: Any, texts: Sequence[str], n: int) -> np.ndarray:
@@ -133,7 +144,7 @@ class Projector:
                   "w_q": (c.k * c.out_dim, c.in_dim), "b_q": (c.k * c.out_dim,), "alpha": (c.k,), "gain": (c.k,)}
         for name in names:
             shape = shapes.get(name, (len(weights[name]),))  # idf: one value per token id
-            if tuple(weights[name].shape) != shape or weights[name].ndim != len(shape):
+            if tuple(weights[name].shape) != shape:
                 raise InvalidArgument(f"projector weight {name} has shape {weights[name].shape}, expected {shape}")
         self.config = config
         self._w = {name: np.asarray(weights[name], dtype=np.float32) for name in names}

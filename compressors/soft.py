@@ -145,12 +145,7 @@ class SoftTokens(Compressor):
         of the weights on a CPU float32 model), kept once per model registry."""
         name = f"local/{self.projector.config.model}"
 
-        def build() -> Lexicon:
-            lm = self.models.local_runtime(name).model
-            table = lm.model.get_input_embeddings().weight.detach().float().cpu().numpy()
-            return Lexicon(lm.tokenizer, table)
-
-        return self.models.shared(f"soft-lexicon:{name}", build)
+        return self.models.shared(f"soft-lexicon:{name}", lambda: Lexicon.of(self.models.local_runtime(name).model))
 
     def _fit(self, query: str, vectors: Sequence[np.ndarray], budget: int) -> set[tuple[int, int]]:
         """(document, chunk) pairs that fit: all, or those nearest the question."""

@@ -14,12 +14,12 @@ import os
 import random
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from compressors import context as ctx
-from compressors.projector import (Projector, ProjectorConfig, chunks, document_text, encoder_id,
+from compressors.projector import (Projector, ProjectorConfig, chunks, document_text, encoder_id, input_table,
                                    inverse_document_frequency, token_rows)
 from compressors.soft_data import Passage, QAExample, distinct_passages, held_out, qa_examples, read_rows
 from compressors.soft_forcing import Forced, Forcer, Render
@@ -80,7 +80,7 @@ def held_out_scores(forcer: Forcer, module: Any, items: Sequence[Item], k: int, 
     former closes between ``none`` and ``full`` (per-token NLL without context, with the
     passages in full)."""
     counts = [len(it.target) for it in items]
-    others = [Item(it.question, items[(i + 1) % len(items)].vectors, it.target, items[(i + 1) % len(items)].tokens)
+    others = [replace(items[(i + 1) % len(items)], question=it.question, target=it.target)
               for i, it in enumerate(items)] if len(items) > 1 else []
     soft = _per_token(soft_nll(forcer, module, items, k), counts)
     ctrl = _per_token(soft_nll(forcer, module, others, k), counts) if others else None
@@ -129,7 +129,7 @@ def train(local: LocalModel, embedder: Embedder, render: Render, files: Sequence
     table = idf = None
     if config.lexical_tokens:
         # idf over the training documents (held-out questions' passages left out), whole documents
-        table = local.model.get_input_embeddings().weight.detach().float().cpu().numpy()
+        table = input_table(local.model)
         documents = distinct_passages(r for r in rows if not held_out(str(r.get("id", ""))))
         idf = inverse_document_frequency(forcer.tok, [document_text(p.title, p.text) for p in documents], len(table))
     module = torch_projector(pconf, config.seed, table, idf)

@@ -34,7 +34,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from compressors.projector import LEXICAL_TEMPERATURE, WEIGHTS, Projector, ProjectorConfig, document_text
+from compressors.projector import (LEXICAL_TEMPERATURE, WEIGHTS, Projector, ProjectorConfig, document_text,
+                                   input_table)
 from compressors.soft_data import Passage
 from compressors.soft_forcing import Forced, Forcer
 from middleware.embedders import Embedder
@@ -110,6 +111,11 @@ def _slug(name: str) -> str:
 _SCALED = 10.0
 
 
+def _plain_weights(c: ProjectorConfig) -> tuple[str, ...]:
+    """The weights a torch projector holds as they are saved (alpha and gain are scaled, idf is fixed)."""
+    return WEIGHTS + (("w_q", "b_q") if c.lexical_tokens else ())
+
+
 def torch_projector(config: ProjectorConfig, seed: int, table: np.ndarray | None = None,
                     idf: np.ndarray | None = None) -> Any:
     """The trainable twin of :class:`~compressors.projector.Projector` (same parametrisation).
@@ -159,8 +165,7 @@ def torch_projector(config: ProjectorConfig, seed: int, table: np.ndarray | None
             return y + gain[None, :, None] * pooled
 
         def export(self) -> Projector:
-            trained = WEIGHTS + (("w_q", "b_q") if c.lexical_tokens else ())
-            values = {n: getattr(self, n).detach().cpu().numpy() for n in trained}
+            values = {n: getattr(self, n).detach().cpu().numpy() for n in _plain_weights(c)}
             if c.lexical_tokens:
                 values.update(alpha=_SCALED * self.alpha_scaled.detach().cpu().numpy(),
                               gain=_SCALED * self.gain_scaled.detach().cpu().numpy(), idf=self.idf.cpu().numpy())
@@ -177,7 +182,7 @@ def torch_twin(projector: Projector, table: np.ndarray | None = None) -> Any:
     c, w = projector.config, projector.weights()
     module = torch_projector(c, 0, table, w.get("idf"))
     with torch.no_grad():
-        for name in WEIGHTS + (("w_q", "b_q") if c.lexical_tokens else ()):
+        for name in _plain_weights(c):
             getattr(module, name).copy_(torch.from_numpy(w[name]))
         if c.lexical_tokens:
             module.alpha_scaled.copy_(torch.from_numpy(w["alpha"] / _SCALED))
@@ -191,7 +196,7 @@ def ridge_init(module: Any, forcer: Forcer, passages: Sequence[Passage], vectors
     import torch
 
     k, n_tok = config.k, config.init_tokens
-    table = forcer.lm.get_input_embeddings().weight.detach().float().cpu().numpy()
+    table = input_table(forcer.lm)
     targets = np.zeros((len(passages), k * table.shape[1]), dtype=np.float64)
     for i, p in enumerate(passages):
         ids = forcer.tok(document_text(p.title, p.text), add_special_tokens=False)["input_ids"][: n_tok * k]
