@@ -253,7 +253,9 @@ def run_file(bench: Bench, path: Path, args: argparse.Namespace) -> dict:
             "soft_tokens_mean": round(statistics.fmean(sizes["soft"]), 2),
             "compression_of_gold_passages": round(sum(sizes["full"]) / max(1, sum(sizes["soft"])), 1),
             "conditions": conditions, "all_passages_ttft": all_passages,
-            "ttft_ratio_full_over_soft": round(conditions["full"]["ttft_ms_p50"] / conditions["soft"]["ttft_ms_p50"], 2),
+            # Only when both were answered (``--em`` without ``full`` times soft alone).
+            "ttft_ratio_full_over_soft": (round(full_ms / conditions["soft"]["ttft_ms_p50"], 2)
+                                          if (full_ms := conditions["full"]["ttft_ms_p50"]) else None),
             "seconds": round(time.perf_counter() - started, 1)}
 
 

@@ -64,7 +64,7 @@ class TrainConfig:
     chunk_words: int = 32  # 0: one vector per document (see ProjectorConfig.chunk_words)
     chunking: str = "words"  # or "sentences" (see ProjectorConfig.chunking)
     qa_recon_batch: int = 4  # reconstruction items added to each question-answering batch
-    qa_recon_weight: float = 0.5  # their share of that batch's loss
+    qa_recon_weight: float = 0.75  # their share of that batch's loss
     lexical_tokens: int = 64  # 0: no lexical channel (see ProjectorConfig.lexical_tokens)
 
 

@@ -127,6 +127,11 @@ def test_the_shipped_projector_is_for_smollm2_and_minilm():
     meta = Projector.metadata()
     assert meta["data"] and all("dev" not in d["file"] for d in meta["data"])
     assert meta["held_out_nll_per_token"]["questions"] > 0
+    # It was trained with the recipe's defaults: a plain `ragpress train-projector` makes it.
+    from compressors.soft_training import TrainConfig
+
+    recipe = TrainConfig()
+    assert meta["config"] and {name: getattr(recipe, name) for name in meta["config"]} == meta["config"]
 
 
 def test_training_rows_give_gold_passages_only():
@@ -316,3 +321,27 @@ def test_a_torch_twin_of_a_saved_projector_gives_its_soft_tokens():
     plain_module, plain = _trained_like(2)
     with torch.no_grad():
         np.testing.assert_allclose(torch_twin(plain)(e).numpy(), plain_module(e).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_soft_benchmark_runs_on_any_row_file_with_greedy_answers_for_soft_alone(tmp_path):
+    """``bench/soft_tokens.py --em soft`` (greedy answers for the soft tokens only, as on the
+    held-out training questions): the full passages are then not timed, and the run still
+    writes its results instead of dividing by a missing time."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "soft.json"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "soft_tokens.py"), "--data",
+                           str(FIXTURES / "soft_train_small.jsonl"), "--limit", "3", "--em", "soft",
+                           "--ttft-questions", "0", "--threads", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["questions"] == 3 and result["ttft_ratio_full_over_soft"] is None
+    conditions = result["conditions"]
+    assert conditions["full"]["ttft_ms_p50"] is None and conditions["soft"]["ttft_ms_p50"] > 0
+    assert 0 <= conditions["soft"]["answer_contained"] <= 1
+    assert conditions["none"]["nll_per_token"] > conditions["full"]["nll_per_token"]

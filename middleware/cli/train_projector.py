@@ -105,7 +105,7 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--recon-tokens", type=int, default=48, help="a chunk's first tokens that reconstruction regenerates")
     p.add_argument("--qa-recon-batch", type=int, default=4,
                    help="reconstruction items added to each question-answering batch (keeps the passage carried)")
-    p.add_argument("--qa-recon-weight", type=float, default=0.5, help="their share of that batch's loss")
+    p.add_argument("--qa-recon-weight", type=float, default=0.75, help="their share of that batch's loss")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared: keep it small)")
     p.add_argument("--progress", action="store_true", help="show progress bars even when stderr is not a terminal")
