@@ -255,7 +255,7 @@ def run_file(bench: Bench, path: Path, args: argparse.Namespace) -> dict:
             "conditions": conditions, "all_passages_ttft": all_passages,
             # Only when both were answered (``--em`` without ``full`` times soft alone).
             "ttft_ratio_full_over_soft": (round(full_ms / conditions["soft"]["ttft_ms_p50"], 2)
-                                          if (full_ms := conditions["full"]["ttft_ms_p50"]) else None),
+                                          if (full_ms := conditions["full"]["ttft_ms_p50"]) is not None else None),
             "seconds": round(time.perf_counter() - started, 1)}
 
 

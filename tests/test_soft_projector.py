@@ -16,7 +16,7 @@ from compressors.soft_data import qa_examples, read_rows
 from compressors.soft_training import torch_projector
 from middleware.cli import main
 from middleware.errors import InvalidArgument
-from tests.conftest import DATA_DIR, FIXTURES
+from tests.conftest import DATA_DIR, FIXTURES, ROOT
 
 CONFIG = ProjectorConfig(k=2, in_dim=8, hidden=6, out_dim=5)
 
@@ -330,8 +330,6 @@ def test_the_soft_benchmark_runs_on_any_row_file_with_greedy_answers_for_soft_al
     writes its results instead of dividing by a missing time."""
     import subprocess
     import sys
-
-    from tests.conftest import ROOT
 
     out = tmp_path / "soft.json"
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "soft_tokens.py"), "--data",
