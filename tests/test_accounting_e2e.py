@@ -8,8 +8,8 @@
 - ``ragpress serve`` as a subprocess under load, SIGTERM, then every answered
   call is in the ledger.
 - Chromium (Debian's ``chromium``) headless loads the embedded dashboard; the
-  charts must have drawn their marks; the screenshot is kept at
-  ``artifacts/accounting-dashboard.png``.
+  charts must have drawn their marks; the screenshot goes to the test's temporary folder, or
+  to ``$RAGPRESS_TEST_ARTIFACTS/accounting-dashboard.png`` (relative to the repository) when set.
 
 Each test is skipped (with the reason) only when its program is not installed;
 ``deploy/ci-system-packages.sh`` installs them.
@@ -51,7 +51,9 @@ from test_grafana import DASHBOARD, _expressions
 
 pytestmark = pytest.mark.slow
 
-ARTIFACTS = ROOT / "artifacts"
+# Where the dashboard's screenshot is kept: a temporary folder, unless RAGPRESS_TEST_ARTIFACTS names one
+# (e.g. "artifacts", git-ignored) to look at it after the run.
+ARTIFACTS_ENV = "RAGPRESS_TEST_ARTIFACTS"
 
 
 def _free_port() -> int:
@@ -353,8 +355,10 @@ async def test_dashboard_renders_charts_in_headless_chromium(fast_engine, tmp_pa
                  "--no-first-run", "--virtual-time-budget=5000", f"--user-data-dir={tmp_path / 'profile'}"]
         dom = await asyncio.to_thread(subprocess.run, flags + ["--dump-dom", url], capture_output=True, text=True,
                                       timeout=120)
-        ARTIFACTS.mkdir(exist_ok=True)
-        shot = ARTIFACTS / "accounting-dashboard.png"
+        kept = os.environ.get(ARTIFACTS_ENV)
+        folder = (ROOT / kept) if kept else tmp_path
+        folder.mkdir(parents=True, exist_ok=True)
+        shot = folder / "accounting-dashboard.png"
         shot.unlink(missing_ok=True)
         await asyncio.to_thread(subprocess.run, flags + ["--window-size=1280,1500", f"--screenshot={shot}", url],
                                 capture_output=True, text=True, timeout=120)
