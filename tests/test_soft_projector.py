@@ -294,6 +294,30 @@ def test_a_lexical_projector_round_trips_and_refuses_what_it_cannot_read(tmp_pat
         ProjectorConfig(lexical_tokens=-1)
 
 
+def test_the_channel_benchmark_measures_what_each_term_moves():
+    """``bench/soft_channel.py``'s per-window figures: a silent term moves nothing, a loud one
+    moves weight, and weights from neither term are a plain average (entropy 1)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("soft_channel", ROOT / "bench" / "soft_channel.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    _, projector, lexicon = _lexical_like()
+    w = projector.weights()
+    e, text = np.linspace(-1, 1, 8).astype(np.float32), "Paris is the capital of France"
+
+    def figures(**changes):
+        return bench.window_figures(Projector(LEXICAL, {**w, **changes}), lexicon, e, text)
+
+    silent_query = figures(w_q=np.zeros_like(w["w_q"]), b_q=np.zeros_like(w["b_q"]))
+    assert all(f["query_moves"] == pytest.approx(0.0, abs=1e-6) and f["idf_moves"] > 0.01 for f in silent_query)
+    loud_query = figures(w_q=w["w_q"] * 200, alpha=np.zeros_like(w["alpha"]))
+    assert all(f["query_moves"] > 0.1 and f["idf_moves"] == pytest.approx(0.0, abs=1e-6) for f in loud_query)
+    neither = figures(w_q=np.zeros_like(w["w_q"]), b_q=np.zeros_like(w["b_q"]), alpha=np.zeros_like(w["alpha"]))
+    assert all(f["entropy"] == pytest.approx(1.0) for f in neither)
+    assert bench.window_figures(projector, lexicon, e, "one") is None  # a single token has no weights to move
+
+
 def test_idf_is_high_for_rare_tokens_and_zero_for_tokens_in_every_text():
     from compressors.projector import inverse_document_frequency
 
