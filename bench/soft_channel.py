@@ -47,13 +47,13 @@ def _softmax(s):
     return s / s.sum()
 
 
-def window_figures(projector, lexicon, vector, text: str) -> list[dict] | None:
-    """Per soft token of one window: the two terms' spreads, what each moves, peakedness, share."""
+def window_figures(c, w, lexicon, vector, text: str) -> list[dict] | None:
+    """Per soft token of one window: the two terms' spreads, what each moves, peakedness, and the
+    channel's norm. ``c`` is the projector's config, ``w`` its weights (read once by the caller)."""
     import numpy as np
 
     from compressors.projector import LEXICAL_TEMPERATURE, token_rows
 
-    c, w = projector.config, projector.weights()
     ids = token_rows(lexicon.tokenizer, [text], c.lexical_tokens)[0]
     ids = ids[(ids >= 0) & (ids < len(lexicon.table))]
     if len(ids) < 2:
@@ -101,8 +101,9 @@ def main() -> None:
     models = ModelRegistry(Settings.load(None, os.environ))
     embedder = models.onnx_embedder()
     lexicon = Lexicon.of(models.local_runtime(f"local/{c.model}").model)
+    w = projector.weights()
     # The same weights without the channel: the vector's part of each soft token.
-    vector_only = Projector(replace(c, lexical_tokens=0), {n: projector.weights()[n] for n in WEIGHTS})
+    vector_only = Projector(replace(c, lexical_tokens=0), {n: w[n] for n in WEIGHTS})
     files = [datapaths.resolve(f) for f in (args.data or DEFAULT_FILES)]
     results = []
     for path in files:
@@ -113,14 +114,13 @@ def main() -> None:
         bases = np.linalg.norm(vector_only.project(vectors), axis=2)  # (windows, k)
         slots: list[list[dict]] = [[] for _ in range(c.k)]
         for vector, text, base in zip(vectors, texts, bases):
-            figures = window_figures(projector, lexicon, vector, text)
+            figures = window_figures(c, w, lexicon, vector, text)
             for j, f in enumerate(figures or []):
                 slots[j].append({**f, "share": f["mixture_norm"] / float(base[j])})
         results.append({"file": path.name, "questions": len(examples), "windows": len(texts), "slots": [
             {key: round(statistics.median(f[key] for f in fs), 4) for key in
              ("query_spread", "idf_spread", "query_moves", "idf_moves", "entropy", "share")} for fs in slots]})
 
-    w = projector.weights()
     print(f"alpha {[round(float(x), 3) for x in w['alpha']]}, gain {[round(float(x), 3) for x in w['gain']]} "
           "(figures: medians over windows)")
     print("| file | soft token | query spread (nats) | idf spread (nats) | weight the query moves | weight idf moves "

@@ -307,7 +307,13 @@ def test_the_channel_benchmark_measures_what_each_term_moves():
     e, text = np.linspace(-1, 1, 8).astype(np.float32), "Paris is the capital of France"
 
     def figures(**changes):
-        return bench.window_figures(Projector(LEXICAL, {**w, **changes}), lexicon, e, text)
+        return bench.window_figures(LEXICAL, {**w, **changes}, lexicon, e, text)
+
+    # The figures read the projector's own channel: its mixture is the soft token's channel part.
+    plain = Projector(replace(LEXICAL, lexical_tokens=0), {n: w[n] for n in WEIGHTS})
+    channel = projector.project(e[None], [text], lexicon)[0] - plain.project(e[None])[0]
+    np.testing.assert_allclose([f["mixture_norm"] for f in figures()], np.linalg.norm(channel, axis=1), rtol=1e-2,
+                               atol=1e-2)
 
     silent_query = figures(w_q=np.zeros_like(w["w_q"]), b_q=np.zeros_like(w["b_q"]))
     assert all(f["query_moves"] == pytest.approx(0.0, abs=1e-6) and f["idf_moves"] > 0.01 for f in silent_query)
@@ -315,7 +321,7 @@ def test_the_channel_benchmark_measures_what_each_term_moves():
     assert all(f["query_moves"] > 0.1 and f["idf_moves"] == pytest.approx(0.0, abs=1e-6) for f in loud_query)
     neither = figures(w_q=np.zeros_like(w["w_q"]), b_q=np.zeros_like(w["b_q"]), alpha=np.zeros_like(w["alpha"]))
     assert all(f["entropy"] == pytest.approx(1.0) for f in neither)
-    assert bench.window_figures(projector, lexicon, e, "one") is None  # a single token has no weights to move
+    assert bench.window_figures(LEXICAL, w, lexicon, e, "one") is None  # a single token has no weights to move
 
 
 def test_idf_is_high_for_rare_tokens_and_zero_for_tokens_in_every_text():
