@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -68,6 +69,24 @@ def qa_example(row: dict) -> QAExample | None:
 
 def qa_examples(rows: Iterable[dict]) -> list[QAExample]:
     return [e for e in (qa_example(r) for r in rows) if e is not None]
+
+
+def with_distractors(example: QAExample, row: dict, n: int, seed: int = 0) -> QAExample:
+    """``example`` with ``n`` of its row's other (non-gold) passages added, all in a shuffled order.
+
+    The draw depends only on the seed and the example's id, so it is the same in every run and
+    consumes nothing from the training's own random stream. Training on these teaches the
+    projector and LM to find the answer among several passages' soft tokens, as a multi-hop
+    question's bridge paragraph asks, when most training questions have one gold passage.
+    """
+    if n <= 0:
+        return example
+    gold = {(p.title, p.text) for p in example.passages}
+    others = [p for p in passages_of(row) if p.text.strip() and (p.title, p.text) not in gold]
+    rng = random.Random(int(hashlib.sha1(f"{seed}:{example.id}".encode()).hexdigest(), 16))
+    passages = list(example.passages) + rng.sample(others, min(n, len(others)))
+    rng.shuffle(passages)
+    return QAExample(example.id, example.question, example.answer, tuple(passages), example.answers)
 
 
 def distinct_passages(rows: Iterable[dict]) -> list[Passage]:

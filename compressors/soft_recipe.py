@@ -21,7 +21,8 @@ from typing import Any, Callable, Sequence
 from compressors import context as ctx
 from compressors.projector import (Projector, ProjectorConfig, chunks, document_text, encoder_id, input_table,
                                    inverse_document_frequency, token_rows)
-from compressors.soft_data import Passage, QAExample, distinct_passages, held_out, qa_examples, read_rows
+from compressors.soft_data import (Passage, QAExample, distinct_passages, held_out, qa_example, qa_examples, read_rows,
+                                   with_distractors)
 from compressors.soft_forcing import Forced, Forcer, Render
 from compressors.soft_training import (RECONSTRUCT_QUESTION, Item, TrainConfig, VectorCache, cpu_seconds,
                                        ridge_init, run_stage, soft_nll, to_json, torch_projector)
@@ -41,6 +42,24 @@ def passages_context(example: QAExample) -> str:
     """The gold passages as the pipeline would assemble them uncompressed (titles, blank lines)."""
     docs = [Document(id=str(i), title=p.title, text=p.text) for i, p in enumerate(example.passages)]
     return ctx.assemble(docs, ContextFormat())
+
+
+def training_questions(rows: Sequence[dict], config: TrainConfig) -> list[QAExample]:
+    """The question-answering stage's examples: every question outside the held-out fold, with
+    ``config.qa_distractors`` of its row's other passages mixed in, and those with two or more
+    gold passages repeated ``config.qa_two_gold_repeat`` times. (The held-out figures keep
+    the gold passages alone.)"""
+    if config.qa_distractors < 0 or config.qa_two_gold_repeat < 1:
+        raise InvalidArgument(f"qa_distractors must be 0 or more and qa_two_gold_repeat 1 or more (got "
+                              f"{config.qa_distractors} and {config.qa_two_gold_repeat})")
+    out = []
+    for row in rows:
+        example = qa_example(row)
+        if example is None or held_out(example.id):
+            continue
+        times = config.qa_two_gold_repeat if len(example.passages) >= 2 else 1
+        out.extend([with_distractors(example, row, config.qa_distractors, config.seed)] * times)
+    return out
 
 
 def text_nll(forcer: Forcer, examples: Sequence[QAExample], contexts: Sequence[str], batch: int = 8,
@@ -104,7 +123,7 @@ def train(local: LocalModel, embedder: Embedder, render: Render, files: Sequence
     started, cpu0, load0 = time.perf_counter(), cpu_seconds(), os.getloadavg()
     rows = [row for f in files for row in read_rows(f)]
     examples = qa_examples(rows)
-    train_qa = [e for e in examples if not held_out(e.id)]
+    train_qa = training_questions(rows, config)
     test_qa = [e for e in examples if held_out(e.id)]
     # Held-out questions' passages stay out of reconstruction too.
     test_ids = {e.id for e in test_qa}
@@ -117,7 +136,7 @@ def train(local: LocalModel, embedder: Embedder, render: Render, files: Sequence
 
     bar = progress or (lambda total, desc: _Silent())
     cache = VectorCache(embedder, cache_dir)
-    needed = passages + [p for e in examples for p in units(e.passages)]
+    needed = passages + [p for e in examples + train_qa for p in units(e.passages)]
     enc = bar(len({document_text(p.title, p.text) for p in needed}), "encoding passages (cached)")
     cache.vectors(needed, enc.update)
     enc.close()

@@ -8,8 +8,9 @@ Three stages, each reproducible from a fixed seed:
    name the document;
 2. **reconstruction**: the frozen LM, shown only the soft tokens of a passage, is
    trained (through the projector) to regenerate the passage's first tokens;
-3. **question answering**: shown the soft tokens of a question's gold passages and the
-   question, the LM is trained to give the gold answer. Each batch may also carry
+3. **question answering**: shown the soft tokens of a question's gold passages (and of
+   ``qa_distractors`` other passages of its row, shuffled in) and the question, the LM is
+   trained to give the gold answer. Each batch may also carry
    ``qa_recon_batch`` reconstruction items (loss weight ``qa_recon_weight``), so that the
    projector keeps carrying the passage while it learns to answer from it.
 
@@ -66,6 +67,8 @@ class TrainConfig:
     qa_recon_batch: int = 4  # reconstruction items added to each question-answering batch
     qa_recon_weight: float = 0.75  # their share of that batch's loss
     lexical_tokens: int = 64  # 0: no lexical channel (see ProjectorConfig.lexical_tokens)
+    qa_distractors: int = 1  # non-gold passages of the same row added to each training question
+    qa_two_gold_repeat: int = 1  # training questions with two or more gold passages appear this many times
 
 
 def cpu_seconds() -> float:

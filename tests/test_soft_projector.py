@@ -140,6 +140,42 @@ def test_training_rows_give_gold_passages_only():
     assert [len(e.passages) for e in examples] == [2, 2, 2, 2, 1, 1]
 
 
+def test_distractors_mix_the_rows_other_passages_into_training_questions_only():
+    from compressors.soft_data import held_out, with_distractors
+    from compressors.soft_recipe import training_questions
+    from compressors.soft_training import TrainConfig
+
+    rows = list(read_rows(FIXTURES / "soft_train_small.jsonl"))
+    plain = [e for e in qa_examples(rows) if not held_out(e.id)]
+    # Without distractors, the gold passages alone (the recipe before 2026-12-02).
+    assert training_questions(rows, TrainConfig(qa_distractors=0)) == plain
+    mixed = training_questions(rows, TrainConfig())
+    assert TrainConfig().qa_distractors == 1
+    assert [e.id for e in mixed] == [e.id for e in plain]
+    for example, before, row in zip(mixed, plain, [r for r in rows if not held_out(r["id"])]):
+        titles = [p.title for p in example.passages]
+        others = [t for t, _ in row["context"] if t not in {p.title for p in before.passages}]
+        # Every gold passage kept, plus exactly one of the row's other passages, none twice.
+        assert set(titles) >= {p.title for p in before.passages} and len(titles) == len(set(titles))
+        added = set(titles) - {p.title for p in before.passages}
+        assert len(titles) == len(before.passages) + 1 and added <= set(others)
+        assert (example.question, example.answer) == (before.question, before.answer)
+    # The same draw in every run, and a different one for another seed somewhere in the file.
+    assert training_questions(rows, TrainConfig(qa_distractors=1)) == mixed
+    row = rows[0]
+    draws = {tuple(p.title for p in with_distractors(qa_examples([row])[0], row, 1, seed).passages)
+             for seed in range(8)}
+    assert len(draws) > 1
+    # Asking for more than a row has gives all it has.
+    assert len(with_distractors(qa_examples([row])[0], row, 5).passages) == len(row["context"])
+    # Questions with two gold passages can be repeated; one-passage questions cannot.
+    repeated = training_questions(rows, TrainConfig(qa_distractors=0, qa_two_gold_repeat=3))
+    assert len(repeated) == sum(3 if len(e.passages) >= 2 else 1 for e in plain)
+    for bad in (TrainConfig(qa_distractors=-1), TrainConfig(qa_two_gold_repeat=0)):
+        with pytest.raises(InvalidArgument, match="qa_distractors must be 0 or more"):
+            training_questions(rows, bad)
+
+
 def test_train_projector_defaults_are_the_recipes_own():
     """The command's flags and TrainConfig name the shipped recipe twice (the CLI keeps the
     training module out of its start-up): they must agree, or the command stops reproducing it."""
@@ -170,6 +206,10 @@ def test_train_projector_refuses_dev_files_and_a_missing_data_folder(monkeypatch
     monkeypatch.setenv("RAGPRESS_DATA", str(tmp_path / "nowhere"))
     assert main(["train-projector", "--out", str(tmp_path / "p.npz")]) == 2
     assert "RAGPRESS_DATA" in capsys.readouterr().err
+    train = str(FIXTURES / "soft_train_small.jsonl")
+    assert main(["train-projector", "--data", train, "--qa-distractors", "-1", "--out", str(tmp_path / "p.npz"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert "qa_distractors must be 0 or more" in capsys.readouterr().err and not (tmp_path / "p.npz").exists()
 
 
 @pytest.mark.slow
@@ -373,3 +413,38 @@ def test_the_soft_benchmark_runs_on_any_row_file_with_greedy_answers_for_soft_al
     assert conditions["full"]["ttft_ms_p50"] is None and conditions["soft"]["ttft_ms_p50"] > 0
     assert 0 <= conditions["soft"]["answer_contained"] <= 1
     assert conditions["none"]["nll_per_token"] > conditions["full"]["nll_per_token"]
+
+
+@pytest.mark.slow
+def test_the_held_out_benchmark_scores_gold_passages_with_and_without_distractors(tmp_path):
+    """``bench/soft_heldout.py`` on a file whose questions are all in the held-out fold: with
+    no distractors the text in full is the gold passages' own, and a distractor per question
+    adds soft tokens."""
+    import subprocess
+    import sys
+
+    from compressors.soft_data import held_out
+
+    ids = (f"q{n}" for n in range(10_000) if held_out(f"q{n}"))
+    lines = (FIXTURES / "soft_train_small.jsonl").read_text().splitlines()
+    rows = [dict(json.loads(line), id=next(ids)) for line in lines]
+    data = tmp_path / "held.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "held.json"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "soft_heldout.py"), "--train-data", str(data),
+                           "--distractors", "0", "1", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["questions"] == 6 and result["groups"]["two or more gold passages"] == 4
+    assert result["none"]["all"] > result["gold_full"]["all"]
+    zero, one = result["by_distractors"]["0"], result["by_distractors"]["1"]
+    assert zero["full"] == result["gold_full"]
+    (shipped,) = zero["projectors"]
+    assert one["projectors"][shipped]["soft_tokens_mean"] > zero["projectors"][shipped]["soft_tokens_mean"]
+    assert one["full"]["all"] != zero["full"]["all"] and (tmp_path / "cache").is_dir()
+    for figures in (zero["projectors"][shipped], one["projectors"][shipped]):
+        assert all(v > 0 for v in figures["soft"].values()) and figures["soft"] != figures["control"]
+        # Gap closed is computed from the figures beside it.
+        none, full = result["none"]["all"], result["gold_full"]["all"]
+        assert figures["gap_closed"]["all"] == round((none - figures["soft"]["all"]) / (none - full), 4)

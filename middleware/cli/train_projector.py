@@ -62,7 +62,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          chunk_words=args.chunk_words, chunking=args.chunking,
                          qa_recon_batch=args.qa_recon_batch,
                          qa_recon_weight=args.qa_recon_weight, recon_tokens=args.recon_tokens,
-                         lexical_tokens=args.lexical_tokens)
+                         lexical_tokens=args.lexical_tokens, qa_distractors=args.qa_distractors,
+                         qa_two_gold_repeat=args.qa_two_gold_repeat)
     out = Path(args.out) if args.out else DEFAULT_PATH
     cache = Path(args.cache_dir) if args.cache_dir else settings.resolved_cache_dir() / "soft-training"
     log_path = Path(args.log) if args.log else out.with_suffix(".log.jsonl")
@@ -106,6 +107,11 @@ def add_commands(sub: "argparse._SubParsersAction") -> None:
     p.add_argument("--qa-recon-batch", type=int, default=4,
                    help="reconstruction items added to each question-answering batch (keeps the passage carried)")
     p.add_argument("--qa-recon-weight", type=float, default=0.75, help="their share of that batch's loss")
+    p.add_argument("--qa-distractors", type=int, default=1,
+                   help="non-gold passages of the same row mixed (in a shuffled order) into each training question's "
+                        "passages")
+    p.add_argument("--qa-two-gold-repeat", type=int, default=1,
+                   help="training questions with two or more gold passages appear this many times")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared: keep it small)")
     p.add_argument("--progress", action="store_true", help="show progress bars even when stderr is not a terminal")
