@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +74,7 @@ def main() -> None:
     from compressors.projector import DEFAULT_PATH, Projector, chunks, document_text, input_table, token_rows
     from compressors.soft_data import Passage, held_out, qa_example, read_rows, with_distractors
     from compressors.soft_forcing import Forcer
-    from compressors.soft_recipe import passages_context, text_nll
+    from compressors.soft_recipe import next_items_passages, passages_context, text_nll
     from compressors.soft_training import Item, VectorCache, soft_nll, torch_twin
     from middleware.cli.train_projector import DEFAULT_FILES
     from middleware.generation import prompt as prompts
@@ -90,6 +89,7 @@ def main() -> None:
     local = models.local_runtime("local/smollm2").model
     forcer = Forcer(local, prompts.default_messages, 16)
     table = input_table(local.model) if any(p.config.lexical_tokens for p in projectors) else None
+    modules = [torch_twin(p, table if p.config.lexical_tokens else None) for p in projectors]
     cache = VectorCache(models.embedder(), Path(args.cache_dir) if args.cache_dir
                         else settings.resolved_cache_dir() / "soft-training")
 
@@ -113,25 +113,21 @@ def main() -> None:
         mixed = [with_distractors(e, row, d) for _, row, e in held]
         full = text_nll(forcer, mixed, [passages_context(e) for e in mixed], memo=memo)
         entry: dict = {"full": {g: per_token(full, counts, i) for g, i in sets.items()}, "projectors": {}}
-        for label, projector in zip(labels, projectors):
+        for label, path, projector, module in zip(labels, paths, projectors, modules):
             c = projector.config
-            def units(ps: list, c=c) -> list:
-                return [Passage(p.title, t) for p in ps for t in chunks(p.text, c.chunk_words, c.chunking)]
-
-            cache.vectors([u for e in mixed for u in units(e.passages)])  # one encoding pass for the uncached
-            items = [Item(e.question, cache.vectors(units(e.passages)), t,
-                          token_rows(forcer.tok, [document_text(p.title, p.text) for p in units(e.passages)],
-                                     c.lexical_tokens) if c.lexical_tokens else None)
-                     for e, t in zip(mixed, targets)]
-            # The control: each question asked with the next question's soft tokens.
-            others = [replace(items[(i + 1) % len(items)], question=it.question, target=it.target)
-                      for i, it in enumerate(items)]
-            module = torch_twin(projector, table if c.lexical_tokens else None)
-            soft, control = soft_nll(forcer, module, items, c.k), soft_nll(forcer, module, others, c.k)
+            units = [[Passage(p.title, t) for p in e.passages for t in chunks(p.text, c.chunk_words, c.chunking)]
+                     for e in mixed]
+            cache.vectors([u for us in units for u in us])  # one encoding pass for the uncached
+            items = [Item(e.question, cache.vectors(us), t,
+                          token_rows(forcer.tok, [document_text(u.title, u.text) for u in us], c.lexical_tokens)
+                          if c.lexical_tokens else None)
+                     for e, us, t in zip(mixed, units, targets)]
+            soft = soft_nll(forcer, module, items, c.k)
+            control = soft_nll(forcer, module, next_items_passages(items), c.k)
             figures = {name: {g: per_token(v, counts, i) for g, i in sets.items()}
                        for name, v in (("soft", soft), ("control", control))}
             entry["projectors"][label] = {
-                "path": str(paths[labels.index(label)]),
+                "path": str(path),
                 "soft_tokens_mean": round(c.k * sum(len(it.vectors) for it in items) / len(items), 2), **figures,
                 "gap_closed": {g: round(gap(x, g), 4) for g, x in figures["soft"].items()},
                 "control_gap_closed": {g: round(gap(x, g), 4) for g, x in figures["control"].items()}}

@@ -92,6 +92,14 @@ def _per_token(nll: Sequence[float], counts: Sequence[int]) -> float:
     return float(sum(nll) / max(1, sum(counts)))
 
 
+def next_items_passages(items: Sequence[Item]) -> list[Item]:
+    """The control: each item's question and target with the next item's soft-token inputs
+    (another question's passages); empty for fewer than two items."""
+    if len(items) < 2:
+        return []
+    return [replace(items[(i + 1) % len(items)], question=it.question, target=it.target) for i, it in enumerate(items)]
+
+
 def held_out_scores(forcer: Forcer, module: Any, items: Sequence[Item], k: int, none: float,
                     full: float) -> dict[str, float | None]:
     """Answer NLL per token of ``items`` with their soft tokens (``soft``) and with the next
@@ -99,8 +107,7 @@ def held_out_scores(forcer: Forcer, module: Any, items: Sequence[Item], k: int, 
     former closes between ``none`` and ``full`` (per-token NLL without context, with the
     passages in full)."""
     counts = [len(it.target) for it in items]
-    others = [replace(items[(i + 1) % len(items)], question=it.question, target=it.target)
-              for i, it in enumerate(items)] if len(items) > 1 else []
+    others = next_items_passages(items)
     soft = _per_token(soft_nll(forcer, module, items, k), counts)
     ctrl = _per_token(soft_nll(forcer, module, others, k), counts) if others else None
     gap = none - full
